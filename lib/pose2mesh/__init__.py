@@ -1,0 +1,5 @@
+"""pose2mesh: recover 3D human (or hand) pose and a full body mesh from 2D keypoints."""
+from pose2mesh.errors import Pose2MeshError
+
+__version__ = "0.1.0"
+__all__ = ["Pose2MeshError", "__version__"]

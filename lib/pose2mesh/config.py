@@ -1,0 +1,177 @@
+"""Experiment configuration: yacs defaults and strict YAML / command-line merging.
+
+Every key of the original Pose2Mesh config exists here with its original default, plus the
+keys this framework adds (body model, synthetic data, device, AMP, compile, seed, ...).
+A YAML file or a ``KEY VALUE`` override that names a key not defined below is an error that
+names the key and its source; so is a value of the wrong type.
+
+Usage::
+
+    cfg = load_config("asset/yaml/pose2mesh_human36J_train_synthetic.yml", ["TRAIN.lr", "1e-4"])
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+from yacs.config import CfgNode
+
+from pose2mesh.errors import Pose2MeshError
+
+_C = CfgNode()
+
+# Paths (relative paths are resolved against the current working directory).
+_C.DATA_DIR = "data"
+_C.SMPL_DIR = "smplpytorch"
+_C.MANO_DIR = "manopth"
+_C.OUTPUT_ROOT = "experiment"
+_C.DEVICE = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+_C.SEED = 123
+
+_C.DATASET = CfgNode()
+_C.DATASET.train_list = ["Human36M", "COCO", "MuCo"]
+_C.DATASET.test_list = ["PW3D"]
+_C.DATASET.input_joint_set = "coco"
+_C.DATASET.target_joint_set = "human36"
+_C.DATASET.workers = 16
+_C.DATASET.use_gt_input = True
+_C.DATASET.debug_max_samples = 0  # > 0 truncates every dataset (used by --debug)
+
+# The embedded synthetic dataset (``Synthetic`` in train_list / test_list).
+_C.SYNTHETIC = CfgNode()
+_C.SYNTHETIC.train_size = 20000  # samples drawn per training epoch (fresh every epoch)
+_C.SYNTHETIC.test_size = 2000  # fixed test split, defined by test_seed
+_C.SYNTHETIC.test_seed = 20201  # the test split's seed; the train stream never uses it
+_C.SYNTHETIC.all_ages = False  # False: adults only; True: anny's whole age range
+_C.SYNTHETIC.key_pose_prob = 0.7  # chance a body pose starts from a blended key pose
+_C.SYNTHETIC.pose_noise_deg = 12.0  # std of the per-joint rotation noise (degrees)
+_C.SYNTHETIC.focal_px = [1000.0, 1600.0]  # focal length range (pixels)
+_C.SYNTHETIC.image_size = [1000, 1000]  # (width, height) of the virtual image (pixels)
+_C.SYNTHETIC.distance_m = [3.0, 7.0]  # camera distance range (metres); hands use 1/10
+_C.SYNTHETIC.elevation_deg = [-15.0, 30.0]
+_C.SYNTHETIC.roll_deg = [-8.0, 8.0]
+_C.SYNTHETIC.noise_2d = "none"  # "none", "gaussian" (detector-like) for train inputs
+_C.SYNTHETIC.noise_2d_std_px = 4.0
+_C.SYNTHETIC.noise_2d_outlier_prob = 0.03
+
+_C.MODEL = CfgNode()
+_C.MODEL.name = "pose2mesh_net"  # or "posenet"
+_C.MODEL.input_shape = (384, 288)  # (H, W) of the virtual crop
+_C.MODEL.normal_loss_weight = 0.1
+_C.MODEL.edge_loss_weight = 20.0
+_C.MODEL.joint_loss_weight = 1e-3
+_C.MODEL.posenet_pretrained = False
+_C.MODEL.posenet_path = ""
+_C.MODEL.body_model = "anny"  # "anny", "anny_hand", "smpl", "mano"
+_C.MODEL.topology = "default"  # anny body topology ("default" = 13,718 vertices)
+_C.MODEL.graph_levels = 0  # mesh coarsening levels; 0 = 9 for bodies, 6 for hands
+_C.MODEL.cheb_order = 3
+_C.MODEL.posenet_hidden = 4096
+_C.MODEL.posenet_stages = 2
+_C.MODEL.posenet_dropout = 0.5
+
+_C.TRAIN = CfgNode()
+_C.TRAIN.print_freq = 10
+_C.TRAIN.batch_size = 64
+_C.TRAIN.shuffle = True
+_C.TRAIN.begin_epoch = 1
+_C.TRAIN.end_epoch = 40
+_C.TRAIN.edge_loss_start = 15
+_C.TRAIN.scheduler = "step"
+_C.TRAIN.lr = 1e-3
+_C.TRAIN.lr_step = [30]
+_C.TRAIN.lr_factor = 0.1
+_C.TRAIN.optimizer = "rmsprop"  # "rmsprop" or "adam"
+_C.TRAIN.amp = False  # autocast (bf16 on CPU, fp16 on CUDA)
+_C.TRAIN.compile = False  # torch.compile the model
+_C.TRAIN.grad_clip = 0.0  # > 0 clips the global gradient norm
+
+_C.AUG = CfgNode()
+_C.AUG.flip = False
+_C.AUG.rotate_factor = 0
+
+_C.TEST = CfgNode()
+_C.TEST.batch_size = 64
+_C.TEST.shuffle = False
+_C.TEST.weight_path = ""
+_C.TEST.vis = False
+
+
+def get_default_config() -> CfgNode:
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()
+
+
+def _check_keys(node: CfgNode, values: Mapping, source: str, prefix: str = "") -> None:
+    """Raise Pose2MeshError for the first key in ``values`` that ``node`` does not define."""
+    for key, value in values.items():
+        full_key = f"{prefix}{key}"
+        if key not in node:
+            kind = "section" if isinstance(value, Mapping) and not prefix else "key"
+            raise Pose2MeshError(f"unknown config {kind} '{full_key}' in {source}")
+        if isinstance(node[key], CfgNode):
+            if not isinstance(value, Mapping):
+                raise Pose2MeshError(
+                    f"config section '{full_key}' in {source} must be a mapping, got {value!r}"
+                )
+            _check_keys(node[key], value, source, prefix=f"{full_key}.")
+
+
+def _merge(cfg: CfgNode, values: Mapping, source: str) -> None:
+    _check_keys(cfg, values, source)
+    try:
+        cfg.merge_from_other_cfg(CfgNode(dict(values)))
+    except (ValueError, KeyError) as err:
+        message = str(err).strip("'\"").splitlines()[0]
+        raise Pose2MeshError(f"bad config value in {source}: {message}") from None
+
+
+def _parse_override(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _overrides_to_dict(opts: Sequence[str]) -> dict:
+    if len(opts) % 2:
+        raise Pose2MeshError(
+            f"config overrides must be KEY VALUE pairs, got an odd count: {list(opts)}"
+        )
+    nested: dict = {}
+    for key, text in zip(opts[0::2], opts[1::2]):
+        *sections, leaf = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = _parse_override(text)
+    return nested
+
+
+def load_config(path: str | Path | None = None, opts: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file at ``path`` (if any), then ``KEY VALUE`` overrides.
+
+    Raises:
+        Pose2MeshError: missing/unparsable file, unknown section or key, wrong value type.
+    Returns:
+        A frozen CfgNode.
+    """
+    cfg = get_default_config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise Pose2MeshError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            first_line = str(err).splitlines()[0]
+            raise Pose2MeshError(f"cannot parse config file {path}: {first_line}") from None
+        if not isinstance(values, Mapping):
+            raise Pose2MeshError(f"config file {path} must hold a mapping at top level")
+        _merge(cfg, values, str(path))
+    if opts:
+        _merge(cfg, _overrides_to_dict(opts), "command-line overrides")
+    cfg.freeze()
+    return cfg
