@@ -78,3 +78,13 @@ def test_bad_overrides():
 def test_missing_file():
     with pytest.raises(Pose2MeshError, match="config file not found"):
         load_config("does/not/exist.yml")
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "asset" / "yaml").glob("*.yml"))
+    assert configs, "no configs shipped under asset/yaml"
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.MODEL.name in ("posenet", "pose2mesh_net"), path
