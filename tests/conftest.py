@@ -39,3 +39,24 @@ def mano_model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("manopth")
     write_fake_mano(mano_model_path(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def benchmark_fixtures(tmp_path_factory):
+    """Tiny official-format instances of every benchmark, written once per session by
+    ``tools/make_fixtures.py`` (fake SMPL/MANO files included). Attributes: ``root``,
+    ``data_dir``, ``smpl_dir``, ``mano_dir`` and ``manifest`` (what each loader must find)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    root = tmp_path_factory.mktemp("benchmarks")
+    script = Path(__file__).resolve().parents[1] / "tools" / "make_fixtures.py"
+    result = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True)
+    if result.returncode:
+        pytest.fail(f"tools/make_fixtures.py failed:\n{result.stderr[-3000:]}")
+    manifest = json.loads((root / "fixture_manifest.json").read_text())
+    return SimpleNamespace(root=root, data_dir=root / "data", smpl_dir=root / "smplpytorch",
+                           mano_dir=root / "manopth", manifest=manifest)

@@ -1,0 +1,138 @@
+"""The synthetic anny dataset: splits, determinism, geometry of the prepared batch."""
+import numpy as np
+import pytest
+import torch
+
+from pose2mesh.camera import project_perspective, standardize_pose2d
+from pose2mesh.config import load_config
+from pose2mesh.datasets.synthetic import Synthetic, look_at_rotation
+from pose2mesh.errors import Pose2MeshError
+
+
+def hand_cfg(*opts):
+    return load_config(None, [
+        "MODEL.body_model", "anny_hand", "DATASET.input_joint_set", "mano",
+        "DATASET.target_joint_set", "mano", "SYNTHETIC.train_size", "96",
+        "SYNTHETIC.test_size", "48", *opts,
+    ])
+
+
+def body_cfg(*opts):
+    return load_config(None, [
+        "DATASET.input_joint_set", "human36", "DATASET.target_joint_set", "human36",
+        "SYNTHETIC.train_size", "32", "SYNTHETIC.test_size", "16", *opts,
+    ])
+
+
+def collate(dataset, count):
+    return torch.utils.data.default_collate([dataset[i] for i in range(count)])
+
+
+def test_look_at_rotation_is_proper_and_points_at_target():
+    azimuth = torch.tensor([0.0, 1.0, 2.5])
+    elevation = torch.tensor([0.0, 0.3, -0.2])
+    roll = torch.tensor([0.0, 0.1, -0.1])
+    rotation, direction = look_at_rotation(azimuth, elevation, roll)
+    eye = torch.eye(3).expand(3, 3, 3)
+    torch.testing.assert_close(rotation @ rotation.transpose(1, 2), eye, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(rotation), torch.ones(3), atol=1e-6, rtol=0)
+    # The optical axis (third row) points from the camera to the target: -direction.
+    torch.testing.assert_close(rotation[:, 2], -direction, atol=1e-6, rtol=0)
+    # Without roll, world up (+z) maps to image up (negative camera y).
+    up_in_camera = rotation[0] @ torch.tensor([0.0, 0.0, 1.0])
+    torch.testing.assert_close(up_in_camera, torch.tensor([0.0, -1.0, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_splits_are_fixed_disjoint_and_train_changes_per_epoch(anny_hand):
+    cfg = hand_cfg()
+    test_a = Synthetic(cfg, "test", anny_hand.bone_labels)
+    test_b = Synthetic(cfg, "test", anny_hand.bone_labels)
+    assert len(test_a) == 48
+    np.testing.assert_array_equal(test_a[5]["pose_aa"], test_b[5]["pose_aa"])
+    train = Synthetic(cfg, "train", anny_hand.bone_labels)
+    assert len(train) == 96
+    test_rows = {test_a[i]["pose_aa"].tobytes() for i in range(len(test_a))}
+    assert not any(train[i]["pose_aa"].tobytes() in test_rows for i in range(len(train)))
+    epoch0 = train[0]["pose_aa"].copy()
+    train.set_epoch(1)
+    assert not np.array_equal(train[0]["pose_aa"], epoch0)
+    train.set_epoch(0)
+    np.testing.assert_array_equal(train[0]["pose_aa"], epoch0)
+    # The seed defines the training stream.
+    other = Synthetic(hand_cfg("SEED", "7"), "train", anny_hand.bone_labels)
+    assert not np.array_equal(other[0]["pose_aa"], epoch0)
+
+
+def test_prepared_batch_is_consistent_with_the_camera(anny_hand):
+    dataset = Synthetic(hand_cfg(), "test", anny_hand.bone_labels)
+    batch = collate(dataset, 8)
+    out = dataset.prepare_batch(batch, anny_hand)
+    assert out["pose2d"].shape == (8, 21, 2)
+    assert out["mesh_m"].shape == (8, anny_hand.num_vertices, 3)
+    assert out["mesh_valid"].shape == (8, 1, 1)
+    for key, value in out.items():
+        assert value.dtype == torch.float32, key
+        assert torch.isfinite(value).all(), key
+    # Root-relative targets.
+    assert out["lift_pose3d_mm"][:, 0].abs().max() < 1e-3
+    # The camera looks at the root, so the root sits on the optical axis at the sampled
+    # distance: re-projecting the lifted joints reproduces the 2D input exactly.
+    root_cam_m = torch.zeros(8, 1, 3)
+    root_cam_m[:, 0, 2] = batch["cam_distance_m"]
+    joints_cam_m = out["lift_pose3d_mm"] / 1000.0 + root_cam_m
+    focal = batch["focal_px"][:, None].expand(-1, 2)
+    uv = project_perspective(joints_cam_m, focal, batch["princpt_px"])
+    torch.testing.assert_close(standardize_pose2d(uv), out["pose2d"], atol=1e-4, rtol=0)
+    # Regressed joints of the mesh equal the target joints (same camera frame).
+    regressed_mm = anny_hand.regress_joints(out["mesh_m"], "mano") * 1000.0
+    torch.testing.assert_close(regressed_mm - regressed_mm[:, :1], out["reg_pose3d_mm"], atol=1e-2, rtol=0)
+    # Hands are 10-25 cm across.
+    extent_m = (out["mesh_m"].amax(1) - out["mesh_m"].amin(1)).amax(-1)
+    assert ((extent_m > 0.1) & (extent_m < 0.3)).all()
+
+
+def test_noise_is_seeded_and_applied_only_without_gt_input(anny_hand):
+    noisy_cfg = hand_cfg("DATASET.use_gt_input", "False", "SYNTHETIC.noise_2d", "gaussian")
+    noisy = Synthetic(noisy_cfg, "test", anny_hand.bone_labels)
+    clean = Synthetic(hand_cfg(), "test", anny_hand.bone_labels)
+    assert "noise_px" in noisy[0] and "noise_px" not in clean[0]
+    np.testing.assert_array_equal(noisy[3]["noise_px"], Synthetic(noisy_cfg, "test", anny_hand.bone_labels)[3]["noise_px"])
+    out_noisy = noisy.prepare_batch(collate(noisy, 8), anny_hand)
+    out_clean = clean.prepare_batch(collate(clean, 8), anny_hand)
+    torch.testing.assert_close(out_noisy["lift_pose3d_mm"], out_clean["lift_pose3d_mm"])
+    assert (out_noisy["pose2d"] - out_clean["pose2d"]).abs().mean() > 1e-3
+
+
+def test_body_batch_and_posenet_flip(anny_body):
+    cfg = body_cfg("MODEL.name", "posenet", "AUG.flip", "True")
+    dataset = Synthetic(cfg, "train", anny_body.bone_labels)
+    batch = collate(dataset, 16)
+    assert 0 < batch["flip"].sum() < 16
+    out = dataset.prepare_batch(batch, anny_body)
+    assert "mesh_m" not in out
+    unflipped = dict(batch, flip=torch.zeros(16))
+    plain = dataset.prepare_batch(unflipped, anny_body)
+    order = torch.as_tensor(dataset.joint_set.flip_permutation())
+    flipped = batch["flip"] > 0.5
+    torch.testing.assert_close(out["pose2d"][flipped], plain["pose2d"][flipped][:, order] * torch.tensor([-1.0, 1.0]))
+    torch.testing.assert_close(out["lift_pose3d_mm"][~flipped], plain["lift_pose3d_mm"][~flipped])
+    # Bodies stand roughly 1.4-2.1 m tall (y is down in the camera frame).
+    human = Synthetic(body_cfg(), "test", anny_body.bone_labels)
+    meshes = human.prepare_batch(collate(human, 8), anny_body)["mesh_m"]
+    assert meshes.shape == (8, anny_body.num_vertices, 3)
+    extent = (meshes.amax(1) - meshes.amin(1)).amax(-1)
+    assert ((extent > 0.8) & (extent < 2.6)).all()
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["MODEL.body_model", "smpl"], "needs MODEL.body_model 'anny' or 'anny_hand'"),
+        (["MODEL.body_model", "anny_hand"], "does not fit body model"),
+        (["AUG.flip", "True"], "AUG.flip is only supported"),
+    ],
+)
+def test_bad_settings_give_one_line_errors(opts, message):
+    cfg = load_config(None, ["DATASET.input_joint_set", "human36", *opts])
+    with pytest.raises(Pose2MeshError, match=message):
+        Synthetic(cfg, "train", bone_labels=["root"])
