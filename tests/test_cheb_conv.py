@@ -1,0 +1,178 @@
+"""ChebConv: hand-computed values on a 3-node path graph, layout/batch checks against a dense
+reference, gradients, autocast, buffers and caching."""
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from pose2mesh.errors import Pose2MeshError
+from pose2mesh.graph import rescaled_laplacian
+from pose2mesh.models.cheb_conv import ChebConv, GraphLaplacian
+
+SQRT2 = math.sqrt(2.0)
+
+
+def path_graph() -> GraphLaplacian:
+    """Path 0 - 1 - 2: degrees (1, 2, 1), so L = -D^-1/2 A D^-1/2 has -1/sqrt(2) on the
+    four off-diagonal entries."""
+    adjacency = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    laplacian = rescaled_laplacian(adjacency)
+    expected = -np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]) / SQRT2
+    np.testing.assert_allclose(laplacian.toarray(), expected, rtol=1e-6)
+    return GraphLaplacian(laplacian)
+
+
+def set_weights(conv: ChebConv, weights: list[list[list[float]]], bias: list[float]) -> None:
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(weights))
+        conv.bias.copy_(torch.tensor(bias))
+
+
+# x = (1, 2, 3) on the path, one sample, one channel. By hand, with s = 1/sqrt(2):
+#   T0 x = (1, 2, 3)
+#   T1 x = L x = -s (2, 1 + 3, 2) = (-sqrt2, -2 sqrt2, -sqrt2)
+#   L T1 x = -s (-2 sqrt2, -sqrt2 - sqrt2, -2 sqrt2) = (2, 2, 2)
+#   T2 x = 2 L T1 x - T0 x = (4 - 1, 4 - 2, 4 - 3) = (3, 2, 1)
+X = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)  # (N, B, C)
+
+
+@pytest.mark.parametrize("order, expected", [
+    # W0 = 2, W1 = -1, bias 0.25:  2 T0 - T1 + 0.25
+    (2, [2 + SQRT2 + 0.25, 4 + 2 * SQRT2 + 0.25, 6 + SQRT2 + 0.25]),
+    # W0 = 2, W1 = -1, W2 = 0.5, bias 0.25:  2 T0 - T1 + 0.5 T2 + 0.25
+    (3, [2 + SQRT2 + 1.5 + 0.25, 4 + 2 * SQRT2 + 1.0 + 0.25, 6 + SQRT2 + 0.5 + 0.25]),
+])
+def test_hand_computed_single_channel(order, expected):
+    conv = ChebConv(path_graph(), 1, 1, order=order, batch_norm=False)
+    assert not conv.propagates_input  # 1 -> 1 channel: Clenshaw ordering
+    set_weights(conv, [[[2.0]], [[-1.0]], [[0.5]]][:order], [0.25])
+    out = conv(X)
+    assert out.shape == (3, 1, 1)
+    np.testing.assert_allclose(out.detach().view(-1).numpy(), expected, rtol=1e-6)
+
+
+def test_hand_computed_widening_layer_uses_basis_recursion():
+    # 1 -> 2 channels: channel 0 as above (K=3), channel 1 = T0 + T1 + T2 with bias -1:
+    # (1 - sqrt2 + 3, 2 - 2 sqrt2 + 2, 3 - sqrt2 + 1) - 1 = (3 - sqrt2, 3 - 2 sqrt2, 3 - sqrt2)
+    conv = ChebConv(path_graph(), 1, 2, order=3, batch_norm=False)
+    assert conv.propagates_input
+    set_weights(conv, [[[2.0, 1.0]], [[-1.0, 1.0]], [[0.5, 1.0]]], [0.25, -1.0])
+    out = conv(X).detach().view(3, 2).numpy()
+    np.testing.assert_allclose(out[:, 0], [3.75 + SQRT2, 5.25 + 2 * SQRT2, 6.75 + SQRT2], rtol=1e-6)
+    np.testing.assert_allclose(out[:, 1], [3 - SQRT2, 3 - 2 * SQRT2, 3 - SQRT2], rtol=1e-6, atol=1e-6)
+
+
+def random_graph(num_nodes: int = 9, seed: int = 0) -> tuple[GraphLaplacian, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    adjacency = np.triu((rng.random((num_nodes, num_nodes)) < 0.35).astype(np.float32), 1)
+    adjacency = sp.csr_matrix(adjacency + adjacency.T)
+    laplacian = rescaled_laplacian(adjacency)
+    return GraphLaplacian(laplacian), torch.from_numpy(laplacian.toarray()).double()
+
+
+def dense_reference(conv: ChebConv, dense: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_k T_k(L) x W_k + b with explicit per-sample dense matrices, float64."""
+    x = x.double()
+    terms = [x]
+    if conv.order > 1:
+        terms.append(torch.einsum("nm,mbc->nbc", dense, x))
+    for _ in range(2, conv.order):
+        terms.append(2 * torch.einsum("nm,mbc->nbc", dense, terms[-1]) - terms[-2])
+    weight = conv.weight.detach().double()
+    return sum(t @ weight[k] for k, t in enumerate(terms)) + conv.bias.detach().double()
+
+
+@pytest.mark.parametrize("channels", [(4, 6), (6, 4), (5, 5)])
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_matches_dense_reference_batched(channels, order):
+    graph, dense = random_graph()
+    torch.manual_seed(order)
+    conv = ChebConv(graph, *channels, order=order, batch_norm=False)
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(graph.num_nodes, 3, channels[0])
+    out = conv(x)
+    assert out.shape == (graph.num_nodes, 3, channels[1]) and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), dense_reference(conv, dense, x), rtol=1e-5, atol=1e-5)
+    # samples do not mix: changing sample 1 leaves samples 0 and 2 unchanged
+    x2 = x.clone()
+    x2[:, 1] += 1.0
+    out2 = conv(x2)
+    torch.testing.assert_close(out2[:, [0, 2]], out[:, [0, 2]])
+
+
+@pytest.mark.parametrize("channels", [(3, 5), (5, 3)])
+def test_gradcheck_float64(channels):
+    graph, _ = random_graph(num_nodes=6, seed=1)
+    conv = ChebConv(graph, *channels, order=3, batch_norm=False).double()
+    x = torch.randn(6, 2, channels[0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv, (x,))
+
+
+def test_batch_norm_over_nodes_and_samples():
+    graph, dense = random_graph()
+    conv = ChebConv(graph, 4, 3, order=3, batch_norm=True).train()
+    x = torch.randn(graph.num_nodes, 5, 4)
+    pre = dense_reference(conv, dense, x).float().reshape(-1, 3)
+    expected = (pre - pre.mean(0)) / torch.sqrt(pre.var(0, unbiased=False) + conv.bn.eps)
+    torch.testing.assert_close(conv(x).reshape(-1, 3), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_autocast_bf16_cpu_close_to_float32():
+    graph, _ = random_graph()
+    torch.manual_seed(0)
+    for channels in [(8, 16), (16, 8)]:
+        conv = ChebConv(graph, *channels, order=3, batch_norm=False)
+        x = torch.randn(graph.num_nodes, 4, channels[0], requires_grad=True)
+        reference = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), reference, rtol=5e-2, atol=5e-2)
+        out.float().sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_buffers_state_dict_cache_and_copies():
+    graph, _ = random_graph()
+    conv = ChebConv(graph, 4, 4, order=3)
+    assert set(conv.state_dict()) == {"weight", "bias", "bn.weight", "bn.bias", "bn.running_mean",
+                                      "bn.running_var", "bn.num_batches_tracked"}
+    assert conv.weight.numel() + conv.bias.numel() == 3 * 4 * 4 + 4  # = Linear(K*C_in, C_out)
+    assert graph.matrix() is graph.matrix()  # built once, reused every forward
+    x = torch.randn(graph.num_nodes, 2, 4)
+    conv.eval()
+    out = conv(x)
+    for clone in (copy.deepcopy(conv), pickle.loads(pickle.dumps(conv))):
+        torch.testing.assert_close(clone(x), out)
+    conv.double()  # moving/casting drops the cached matrices
+    assert conv.laplacian.values.dtype == torch.float64
+    torch.testing.assert_close(conv(x.double()).float(), out, rtol=1e-5, atol=1e-5)
+    fresh = ChebConv(graph, 4, 4, order=3)
+    fresh.load_state_dict(conv.state_dict())
+
+
+def test_wrong_input_shape_is_a_user_error():
+    graph, _ = random_graph()
+    conv = ChebConv(graph, 4, 4)
+    with pytest.raises(Pose2MeshError, match="ChebConv expects"):
+        conv(torch.randn(graph.num_nodes + 1, 2, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    graph, _ = random_graph()
+    for channels in [(4, 6), (6, 4)]:
+        conv = ChebConv(graph, *channels, order=3, batch_norm=False)
+        x = torch.randn(graph.num_nodes, 3, channels[0])
+        expected = conv(x)
+        conv.to("cuda")
+        torch.testing.assert_close(conv(x.to("cuda")).cpu(), expected, rtol=1e-4, atol=1e-4)
+        with torch.autocast("cuda", dtype=torch.float16):
+            assert torch.isfinite(conv(x.to("cuda"))).all()
