@@ -1,11 +1,16 @@
 """Fit the sparse vertex -> joint regressors of anny shipped in ``asset/joint_regressors``.
 
-Writes ``anny_default_{human36,coco,smpl}.npz`` (full body, 13,718 vertices) and
-``anny_hand_mano.npz`` (right hand, 1,609 vertices) in the asset format of
+Writes ``anny_<topology>_{human36,coco,smpl}.npz`` for each anny body topology of
+``--topologies`` (shipped: ``default``, 13,718 vertices; ``notoes``, 12,272;
+``notoes_collapse10pc``, 1,229; any other of ``ANNY_BODY_TOPOLOGIES`` on request) and
+``anny_hand_mano.npz`` (right hand ``hand``, 1,609 vertices) in the asset format of
 ``pose2mesh.body_models.regressor_asset``.
 
 Targets are the *rig joints* of :mod:`pose2mesh.body_models.rig_joints` (posed bone heads,
 anny's face landmarks, the crown and fingertip vertices; see its docstring for every joint).
+The vertex landmarks are defined on the default body mesh; a body topology other than
+``default`` gets them through its rest-pose closest-surface-point correspondence with it
+(the default body is built once for that), so every topology is fitted on its own.
 Method, per joint:
 
 1. candidates: the ``--candidates`` vertices nearest to the joint in the rest pose of an
@@ -31,7 +36,8 @@ height range), which no fixed vertex blend can follow.
 Usage::
 
     python tools/fit_joint_regressors.py --out-dir asset/joint_regressors \\
-        --num-train 4000 --num-test 1000 --seed 0
+        --num-train 4000 --num-test 1000 --seed 0 \\
+        --topologies default notoes notoes_collapse10pc hand
 """
 from __future__ import annotations
 
@@ -44,7 +50,8 @@ import scipy.optimize
 import torch
 from tqdm import tqdm
 
-from pose2mesh.body_models import build_body_model
+from pose2mesh.body_models import ANNY_BODY_TOPOLOGIES, build_body_model
+from pose2mesh.body_models.anny_model import HAND_TOPOLOGY
 from pose2mesh.body_models.regressor_asset import regressor_asset_path, save_regressor_asset
 from pose2mesh.body_models.rig_joints import (
     BODY_JOINT_SETS,
@@ -63,7 +70,8 @@ from pose2mesh.datasets.pose_prior import (
 from pose2mesh.errors import Pose2MeshError, exit_on_user_error
 from pose2mesh.joint_sets import get_joint_set
 
-_MODELS = {"anny": ("default", BODY_JOINT_SETS), "anny_hand": ("hand", HAND_JOINT_SETS)}
+SHIPPED_TOPOLOGIES = ("default", "notoes", "notoes_collapse10pc", HAND_TOPOLOGY)
+"""Asset topologies fitted by default (those shipped in asset/joint_regressors)."""
 # Rows derived from fitted rows instead of being fitted: joint -> the rows averaged.
 _DERIVED_ROWS = {"coco": {"Pelvis": ("L_Hip", "R_Hip"), "Neck": ("L_Shoulder", "R_Shoulder")}}
 _ALL_AGES_FRACTION = 0.25
@@ -199,22 +207,34 @@ def held_out_errors(model, prior, rig, matrices, args,
     return {name: torch.cat(chunks).numpy() for name, chunks in errors.items()}
 
 
-def report(name: str, matrix: np.ndarray, errors: np.ndarray, pose_only: np.ndarray) -> None:
+def report(topology: str, name: str, matrix: np.ndarray, errors: np.ndarray,
+           pose_only: np.ndarray) -> None:
     per_joint = errors.mean(axis=0)
     names = get_joint_set(name).joint_names
     worst = np.argsort(-per_joint)[:3]
     support = (matrix > 0).sum(axis=1)
-    print(f"{name:8s} {matrix.shape[0]:3d}x{matrix.shape[1]:<6d} {errors.mean():8.2f} "
+    print(f"{topology:19s} {name:8s} {matrix.shape[0]:3d}x{matrix.shape[1]:<6d} {errors.mean():8.2f} "
           f"{errors.max():8.2f} {pose_only.mean():9.2f} {pose_only.max():9.2f} "
           f"{len(errors):8d} {support.max():4d}   "
           + ", ".join(f"{names[j]} {per_joint[j]:.1f}" for j in worst))
 
 
-def fit_model(model_name: str, args) -> None:
-    topology, set_names = _MODELS[model_name]
-    model = build_body_model(model_name)
-    prior = (BodyPosePrior if model_name == "anny" else HandPosePrior)(model.bone_labels)
-    rig = {name: RigJointRegressor(model, name) for name in set_names}
+def build_model(topology: str):
+    """The anny model of an asset topology (a body topology or ``hand``)."""
+    if topology == HAND_TOPOLOGY:
+        return build_body_model("anny_hand")
+    return build_body_model("anny", topology=topology)
+
+
+def fit_topology(topology: str, args, reference_model) -> None:
+    """Fit, report and save every joint set of one asset topology; ``reference_model`` is the
+    default-topology body (vertex landmarks of the other body topologies)."""
+    model = build_model(topology)
+    is_hand = topology == HAND_TOPOLOGY
+    set_names = HAND_JOINT_SETS if is_hand else BODY_JOINT_SETS
+    prior = (HandPosePrior if is_hand else BodyPosePrior)(model.bone_labels)
+    rig = {name: RigJointRegressor(model, name, None if is_hand else reference_model)
+           for name in set_names}
     vertex_rows, bone_rows, where = unique_rows(rig)
     candidates = candidate_vertices(model, vertex_rows, bone_rows, args.candidates)
     gram, rhs = accumulate_normal_equations(model, prior, vertex_rows, bone_rows, candidates,
@@ -224,7 +244,7 @@ def fit_model(model_name: str, args) -> None:
     errors = held_out_errors(model, prior, rig, matrices, args)
     pose_only = held_out_errors(model, prior, rig, matrices, args, fixed_shape=True)
     for name in set_names:
-        report(name, matrices[name], errors[name], pose_only[name])
+        report(topology, name, matrices[name], errors[name], pose_only[name])
         save_regressor_asset(
             regressor_asset_path(args.out_dir, topology, name), matrices[name],
             get_joint_set(name).joint_names, float(errors[name].mean()),
@@ -235,6 +255,11 @@ def fit_model(model_name: str, args) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, default=Path("asset/joint_regressors"))
+    parser.add_argument("--topologies", nargs="+", default=list(SHIPPED_TOPOLOGIES),
+                        choices=[*ANNY_BODY_TOPOLOGIES, HAND_TOPOLOGY], metavar="TOPOLOGY",
+                        help="asset topologies to fit: anny body topologies "
+                             f"({', '.join(ANNY_BODY_TOPOLOGIES)}) and/or '{HAND_TOPOLOGY}' "
+                             "(default: %(default)s)")
     parser.add_argument("--num-train", type=int, default=4000, help="training poses per model")
     parser.add_argument("--num-test", type=int, default=1000, help="held-out poses per model")
     parser.add_argument("--seed", type=int, default=0, help="train seed (test uses seed + 1)")
@@ -256,11 +281,15 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    print(f"{'':19s} {'held-out error':>17s} {'same, fixed shape':>19s}")
-    print(f"{'set':8s} {'shape':10s} {'mean mm':>8s} {'max mm':>8s} {'mean mm':>9s} "
-          f"{'max mm':>9s} {'samples':>8s} {'nnz':>4s}   worst joints (mean mm)")
-    for model_name in _MODELS:
-        fit_model(model_name, args)
+    print(f"{'':39s} {'held-out error':>17s} {'same, fixed shape':>19s}")
+    print(f"{'topology':19s} {'set':8s} {'shape':10s} {'mean mm':>8s} {'max mm':>8s} "
+          f"{'mean mm':>9s} {'max mm':>9s} {'samples':>8s} {'nnz':>4s}   "
+          "worst joints (mean mm)")
+    reference_model = None
+    for topology in dict.fromkeys(args.topologies):  # unique, in the given order
+        if topology not in ("default", HAND_TOPOLOGY) and reference_model is None:
+            reference_model = build_model("default")
+        fit_topology(topology, args, reference_model)
     print(f"wrote {args.out_dir} in {time.perf_counter() - start:.0f} s")
 
 
