@@ -1,0 +1,189 @@
+"""Checkpoint files: atomic writes, RNG-state capture, lookup of the newest one, loading.
+
+A training checkpoint is a dict with the original Pose2Mesh keys
+
+    epoch, model_state_dict (no ``module.`` prefix), optim_state_dict, scheduler_state_dict,
+    train_log (mean total loss per epoch), test_log ({"joint": [...], "surface": [...]} mm)
+
+plus what an exact resume needs: ``rng_states`` (one entry per rank: torch, numpy, python
+``random`` and CUDA generators), ``best_metric`` / ``best_epoch``, ``scaler_state_dict``,
+``train_history`` / ``test_history`` (per-epoch dicts for the curves), ``world_size`` and
+``config`` (the YAML dump of the run's config). Every value loads with
+``torch.load(..., weights_only=True)``.
+
+Files: ``checkpoint{epoch}.pth.tar`` per epoch, ``final.pth.tar`` at ``end_epoch`` (instead of
+a numbered file, as the original), ``best.pth.tar`` when the test joint error improves.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pose2mesh.errors import Pose2MeshError
+
+FINAL_NAME = "final.pth.tar"
+BEST_NAME = "best.pth.tar"
+_NUMBERED = re.compile(r"checkpoint(\d+)\.pth\.tar")
+
+
+def numbered_name(epoch: int) -> str:
+    return f"checkpoint{epoch}.pth.tar"
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Run ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, then rename it
+    over ``path``. A failure at any point leaves ``path`` as it was and removes the temp."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp_name)
+        with open(tmp_name, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
+    _write_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` atomically."""
+    _write_atomically(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+
+
+# ----------------------------------------------------------------------------- RNG state
+def capture_rng_state() -> dict:
+    """The torch (CPU and, once initialised, CUDA), numpy and python ``random`` states, in a
+    form ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def preserved_rng_state() -> Iterator[None]:
+    """Run a block (evaluation, baseline estimation) without disturbing the training RNGs."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+# ----------------------------------------------------------------------------- files
+def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        while key.startswith(("module.", "_orig_mod.")):
+            key = key.split(".", 1)[1]
+        cleaned[key] = value
+    return cleaned
+
+
+def save_checkpoint(state: dict, checkpoint_dir: str | os.PathLike, *, is_final: bool, is_best: bool) -> Path:
+    """Write ``state`` as ``checkpoint{epoch}.pth.tar`` (or ``final.pth.tar``) and, when
+    ``is_best``, copy it to ``best.pth.tar``; both atomically. Returns the written path."""
+    checkpoint_dir = Path(checkpoint_dir)
+    path = checkpoint_dir / (FINAL_NAME if is_final else numbered_name(state["epoch"]))
+    atomic_save(state, path)
+    if is_best:
+        atomic_copy(path, checkpoint_dir / BEST_NAME)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
+    """Load a checkpoint file (``mmap``: map tensors lazily, to read small fields cheaply).
+
+    Files written by this framework load with ``weights_only=True``. Older files (e.g. the
+    original release's, which pickle numpy scalars) are retried with full unpickling, which
+    is only safe for files from a trusted source.
+
+    Raises:
+        Pose2MeshError: missing, truncated or unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Pose2MeshError(f"checkpoint file not found: {path}")
+    try:
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise Pose2MeshError(f"cannot read checkpoint {path}: {reason}") from None
+    if not isinstance(checkpoint, Mapping) or "model_state_dict" not in checkpoint:
+        raise Pose2MeshError(f"checkpoint {path} has no 'model_state_dict'")
+    return checkpoint
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint of the highest epoch in ``checkpoint_dir`` (numbered files and
+    ``final.pth.tar``; ``best.pth.tar`` is a copy and never the newest), or None."""
+    checkpoint_dir = Path(checkpoint_dir)
+    by_epoch: dict[int, Path] = {}
+    for path in checkpoint_dir.glob("checkpoint*.pth.tar"):
+        match = _NUMBERED.fullmatch(path.name)
+        if match:
+            by_epoch[int(match[1])] = path
+    final = checkpoint_dir / FINAL_NAME
+    if final.is_file():
+        by_epoch[int(load_checkpoint(final, mmap=True)["epoch"])] = final
+    return by_epoch[max(by_epoch)] if by_epoch else None
+
+
+def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
+    """Load ``model_state_dict`` of the checkpoint at ``path`` into ``model`` (strict).
+
+    Returns the checkpoint dict. Raises Pose2MeshError naming the file when the weights do
+    not fit the model (missing/unexpected keys or shape mismatches).
+    """
+    checkpoint = load_checkpoint(path)
+    state = strip_module_prefix(checkpoint["model_state_dict"])
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        problems = [
+            f"{len(keys)} {what} (e.g. '{keys[0]}')"
+            for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                               ("shape mismatches", wrong_shape))
+            if keys
+        ]
+        raise Pose2MeshError(f"checkpoint {path} does not fit the model: {', '.join(problems)}")
+    model.load_state_dict(state)
+    return checkpoint

@@ -1,0 +1,168 @@
+"""Experiment output folders: ``<OUTPUT_ROOT>/exp_<YYYY-mm-dd_HH-MM-SS_micro>/``.
+
+Layout of one experiment::
+
+    exp_.../checkpoint/   checkpoint{epoch}.pth.tar, best.pth.tar, final.pth.tar
+    exp_.../graph/        loss and error curves (PNG)
+    exp_.../vis/          sample OBJ files (TEST.vis)
+    exp_.../result/       metrics.json
+    exp_.../tb/           TensorBoard event files
+    exp_.../log.txt       text log
+
+Folders are created with an exclusive ``mkdir``: an existing folder is never deleted or
+reused by a new run, and two runs started in the same microsecond get distinct names
+(``_1``, ``_2``, ... suffixes).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pose2mesh.engine.checkpoint import latest_checkpoint
+from pose2mesh.engine.distributed import DistContext, broadcast_object
+from pose2mesh.errors import Pose2MeshError
+
+SUBDIRS = ("checkpoint", "graph", "vis", "result", "tb")
+EXP_PREFIX = "exp_"
+_NAME_PATTERN = re.compile(r"exp_(?P<stamp>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6})(?:_(?P<suffix>\d+))?")
+
+
+@dataclass(frozen=True)
+class ExperimentDirs:
+    """Paths of one experiment's output folders (all exist once created)."""
+
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def graph(self) -> Path:
+        return self.root / "graph"
+
+    @property
+    def vis(self) -> Path:
+        return self.root / "vis"
+
+    @property
+    def result(self) -> Path:
+        return self.root / "result"
+
+    @property
+    def tb(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "log.txt"
+
+    def make_subdirs(self) -> "ExperimentDirs":
+        for name in SUBDIRS:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def _timestamp() -> str:
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+
+
+def create_experiment(output_root: str | os.PathLike, exp_dir: str | os.PathLike | None = None) -> ExperimentDirs:
+    """Create the folders of a new experiment (or complete those of ``exp_dir``).
+
+    Args:
+        output_root: parent folder of the ``exp_*`` folders (cfg.OUTPUT_ROOT).
+        exp_dir: an explicit experiment folder; it may already exist (its files are kept).
+    Raises:
+        Pose2MeshError: the folder cannot be created (names the path and the reason).
+    """
+    try:
+        if exp_dir is not None:
+            return ExperimentDirs(Path(exp_dir)).make_subdirs()
+        root = Path(output_root)
+        root.mkdir(parents=True, exist_ok=True)
+        base = EXP_PREFIX + _timestamp()
+        for suffix in range(10_000):
+            candidate = root / (base if suffix == 0 else f"{base}_{suffix}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return ExperimentDirs(candidate).make_subdirs()
+    except OSError as err:
+        raise Pose2MeshError(f"cannot create the experiment folder under {output_root}: {err.strerror}") from None
+    raise Pose2MeshError(f"cannot find a free experiment folder name under {output_root}")
+
+
+def _creation_order(path: Path) -> tuple[str, int]:
+    """Sort key of an ``exp_<timestamp>[_<n>]`` folder: timestamp, then collision suffix
+    (other ``exp_*`` names sort as the oldest)."""
+    match = _NAME_PATTERN.fullmatch(path.name)
+    if match is None:
+        return "", 0
+    return match["stamp"], int(match["suffix"] or 0)
+
+
+def latest_experiment_with_checkpoint(output_root: str | os.PathLike) -> ExperimentDirs:
+    """The newest ``exp_*`` folder under ``output_root`` that holds a checkpoint file.
+
+    Raises:
+        Pose2MeshError: no such folder (so ``--resume_training`` has nothing to resume).
+    """
+    root = Path(output_root)
+    candidates = sorted(root.glob(EXP_PREFIX + "*"), key=_creation_order, reverse=True) if root.is_dir() else []
+    for candidate in candidates:
+        if any((candidate / "checkpoint").glob("*.pth.tar")):
+            return ExperimentDirs(candidate)
+    raise Pose2MeshError(
+        f"--resume_training: no experiment folder with a checkpoint under {root} (pass --exp_dir)"
+    )
+
+
+def prepare_experiment(
+    output_root: str | os.PathLike,
+    ctx: DistContext,
+    *,
+    exp_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    training: bool = True,
+) -> tuple[ExperimentDirs, Path | None]:
+    """The run's experiment folder, agreed by every rank (rank 0 decides).
+
+    New run: a fresh ``exp_*`` folder under ``output_root`` or ``exp_dir``; a training run
+    refuses an ``exp_dir`` that already holds checkpoints. Resume: ``exp_dir`` or the newest
+    experiment with a checkpoint, and its newest checkpoint (returned second, else None).
+
+    Raises:
+        Pose2MeshError: on every rank, when rank 0 cannot settle the folder.
+    """
+    answer = None
+    if ctx.is_main:
+        try:
+            answer = ("ok",) + _find_or_create(output_root, exp_dir, resume=resume, training=training)
+        except Pose2MeshError as err:
+            answer = ("error", str(err))
+    answer = broadcast_object(answer, ctx)
+    if answer[0] == "error":
+        raise Pose2MeshError(answer[1])
+    _, root, checkpoint = answer
+    return ExperimentDirs(Path(root)), (Path(checkpoint) if checkpoint else None)
+
+
+def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tuple[str, str | None]:
+    if resume:
+        exp = ExperimentDirs(Path(exp_dir)) if exp_dir else latest_experiment_with_checkpoint(output_root)
+        checkpoint = latest_checkpoint(exp.checkpoint) if exp.checkpoint.is_dir() else None
+        if checkpoint is None:
+            raise Pose2MeshError(f"--resume_training: no checkpoint in {exp.checkpoint}")
+        exp.make_subdirs()
+        return str(exp.root), str(checkpoint)
+    if training and exp_dir and any(Path(exp_dir, "checkpoint").glob("*.pth.tar")):
+        raise Pose2MeshError(
+            f"--exp_dir {exp_dir} already holds checkpoints; add --resume_training to continue it "
+            "or choose another folder"
+        )
+    return str(create_experiment(output_root, exp_dir).root), None

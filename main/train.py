@@ -1,0 +1,45 @@
+"""Train PoseNet or Pose2Mesh from a config.
+
+    python main/train.py --cfg asset/yaml/<config>.yml [--gpu 0,1] [--resume_training]
+                         [--debug] [--seed 123] [--exp_dir DIR] [KEY VALUE ...]
+    torchrun --nproc_per_node 2 main/train.py --cfg ...     (DistributedDataParallel)
+
+Outputs go to ``<OUTPUT_ROOT>/exp_<time>/`` (or ``--exp_dir``): checkpoint/, graph/, vis/,
+result/metrics.json, tb/ and log.txt.
+"""
+from __future__ import annotations
+
+import argparse
+
+from pose2mesh.config import load_config
+from pose2mesh.errors import exit_on_user_error
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cfg", required=True, help="experiment config (YAML)")
+    parser.add_argument("--gpu", default="", help="CUDA devices for DataParallel, e.g. 0,1 (default: cfg.DEVICE)")
+    parser.add_argument("--resume_training", action="store_true",
+                        help="continue the newest checkpoint of --exp_dir (default: the newest experiment)")
+    parser.add_argument("--debug", action="store_true", help="tiny datasets, 2 epochs, no loader workers")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: cfg.SEED = 123)")
+    parser.add_argument("--exp_dir", default=None, help="output folder (default: OUTPUT_ROOT/exp_<time>)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    opts = list(args.opts) + (["SEED", str(args.seed)] if args.seed is not None else [])
+    cfg = load_config(args.cfg, opts)  # config errors come before the slow torch import
+    from pose2mesh.engine.builders import debug_overrides
+    from pose2mesh.engine.trainer import run_training
+
+    if args.debug:
+        cfg = load_config(args.cfg, debug_overrides(cfg) + opts)
+    run_training(cfg, gpu=args.gpu, resume=args.resume_training, exp_dir=args.exp_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Checkpoint files: atomic writes survive a crash mid-save, RNG states round-trip, the
+newest checkpoint is found, and wrong weights give one-line errors."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from pose2mesh.engine import checkpoint as ckpt
+from pose2mesh.engine.trainer import Trainer
+from pose2mesh.errors import Pose2MeshError
+from test_engine import TinyNet, fit, make_trainer, tiny_cfg
+
+
+def crashing_save(obj, path, *args, **kwargs):
+    """torch.save that writes half a file, then dies (disk full, kill, power cut...)."""
+    with open(path, "wb") as handle:
+        handle.write(b"PK\x03\x04 partial checkpoint")
+    raise OSError(28, "No space left on device")
+
+
+def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "final.pth.tar"
+    good = {"epoch": 1, "model_state_dict": {"w": torch.ones(3)}}
+    ckpt.save_checkpoint(good, tmp_path, is_final=True, is_best=True)
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError, match="No space left"):
+        ckpt.save_checkpoint({"epoch": 2, "model_state_dict": {"w": torch.zeros(3)}}, tmp_path,
+                             is_final=True, is_best=True)
+    monkeypatch.undo()
+
+    for name in ("final.pth.tar", "best.pth.tar"):
+        loaded = ckpt.load_checkpoint(tmp_path / name)
+        assert loaded["epoch"] == 1 and torch.equal(loaded["model_state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth.tar", "final.pth.tar"]
+    assert ckpt.latest_checkpoint(tmp_path) == path
+
+
+def test_crash_during_training_save_leaves_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer = make_trainer(tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 3), tmp_path / "exp")
+    end_epoch = Trainer._end_epoch
+
+    def crash_from_epoch_2(self, epoch, *args):
+        if epoch == 2:
+            monkeypatch.setattr(torch, "save", crashing_save)
+        end_epoch(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "_end_epoch", crash_from_epoch_2)
+    with pytest.raises(OSError):
+        fit(trainer)
+    monkeypatch.undo()
+    directory = trainer.exp.checkpoint
+    assert sorted(p.name for p in directory.iterdir()) == ["best.pth.tar", "checkpoint1.pth.tar"]
+    assert ckpt.latest_checkpoint(directory) == directory / "checkpoint1.pth.tar"
+    assert ckpt.load_checkpoint(directory / "checkpoint1.pth.tar")["epoch"] == 1
+
+
+def test_training_checkpoint_has_original_keys_and_loads_weights_only(tmp_path):
+    trainer = make_trainer(tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 1), tmp_path / "exp")
+    fit(trainer)
+    path = trainer.exp.checkpoint / "final.pth.tar"
+    loaded = torch.load(path, weights_only=True)
+    original = {"epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict", "train_log", "test_log"}
+    extra = {"rng_states", "best_metric", "best_epoch", "scaler_state_dict", "config", "world_size"}
+    assert original | extra <= set(loaded)
+    assert set(loaded["test_log"]) == {"joint", "surface"} and len(loaded["rng_states"]) == 1
+    assert "MODEL:" in loaded["config"]
+    model = TinyNet(12, True)
+    ckpt.load_model_weights(model, path)
+    assert torch.equal(model.pose_head.weight, trainer.raw_model.pose_head.weight)
+
+
+def test_rng_state_round_trip():
+    state = ckpt.capture_rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.rand(5), np.random.rand(5), random.random()
+    ckpt.restore_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+    with ckpt.preserved_rng_state():
+        torch.rand(100)
+    assert not torch.equal(torch.rand(3), again[0])
+
+
+def test_latest_checkpoint_ordering(tmp_path):
+    assert ckpt.latest_checkpoint(tmp_path) is None
+    for epoch in (2, 10, 9):
+        ckpt.atomic_save({"epoch": epoch, "model_state_dict": {}}, tmp_path / ckpt.numbered_name(epoch))
+    ckpt.atomic_save({"epoch": 1, "model_state_dict": {}}, tmp_path / ckpt.BEST_NAME)
+    assert ckpt.latest_checkpoint(tmp_path).name == "checkpoint10.pth.tar"
+    ckpt.atomic_save({"epoch": 12, "model_state_dict": {}}, tmp_path / ckpt.FINAL_NAME)
+    assert ckpt.latest_checkpoint(tmp_path).name == "final.pth.tar"
+
+
+def test_strip_module_prefix():
+    state = {"module.a.weight": 1, "_orig_mod.module.b": 2, "c": 3}
+    assert ckpt.strip_module_prefix(state) == {"a.weight": 1, "b": 2, "c": 3}
+
+
+def test_bad_checkpoint_files_are_one_line_errors(tmp_path):
+    with pytest.raises(Pose2MeshError, match="checkpoint file not found"):
+        ckpt.load_checkpoint(tmp_path / "missing.pth.tar")
+    truncated = tmp_path / "truncated.pth.tar"
+    truncated.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(Pose2MeshError, match="cannot read checkpoint") as info:
+        ckpt.load_checkpoint(truncated)
+    assert "\n" not in str(info.value)
+    ckpt.atomic_save({"epoch": 1, "model_state_dict": {"other.weight": torch.zeros(2)}}, tmp_path / "x.pth.tar")
+    with pytest.raises(Pose2MeshError, match="does not fit the model: .*missing keys.*unexpected keys"):
+        ckpt.load_model_weights(TinyNet(12, True), tmp_path / "x.pth.tar")
