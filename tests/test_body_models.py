@@ -359,3 +359,22 @@ def test_mano_missing_file(tmp_path):
     )
     assert str(tmp_path / "mano/models/MANO_RIGHT.pkl") in message
     assert "https://mano.is.tue.mpg.de" in message
+
+
+def test_decimated_anny_has_exactly_the_requested_vertices(anny_body):
+    from pose2mesh.body_models.decimated import DecimatedBodyModel
+
+    model = DecimatedBodyModel(anny_body, 6890)
+    assert model.num_vertices == 6890 and model.faces.max() == 6889
+    faces = model.faces
+    assert not ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any()
+    assert len(torch.unique(model.keep_index)) == 6890
+    params = anny_body.zero_params(2)
+    params["pose_aa"] = 0.2 * torch.randn(params["pose_aa"].shape, generator=torch.Generator().manual_seed(0))
+    # The decimated vertices are exactly the kept base vertices, under any pose.
+    torch.testing.assert_close(model(**params), anny_body(**params)[:, model.keep_index])
+    regressor = model.joint_regressor("human36")
+    assert regressor.shape == (17, 6890)
+    torch.testing.assert_close(regressor.sum(1), anny_body.joint_regressor("human36").sum(1))
+    again = DecimatedBodyModel(anny_body, 6890)
+    assert torch.equal(again.faces, model.faces) and torch.equal(again.keep_index, model.keep_index)

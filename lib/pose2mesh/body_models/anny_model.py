@@ -23,6 +23,7 @@ forward: body 110 ms (warp_lbs) vs 410 ms (lbs), forward+backward 310 vs 690 ms.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import roma
@@ -154,11 +155,19 @@ class AnnyModel(BodyModel):
 
 def build_anny_body(
     topology: str = "default", asset_dir: str | Path = DEFAULT_ASSET_DIR
-) -> AnnyModel:
-    """The anny full body (104 bones) on one of :data:`ANNY_BODY_TOPOLOGIES`."""
+) -> BodyModel:
+    """The anny full body (104 bones) on one of :data:`ANNY_BODY_TOPOLOGIES`, or
+    ``decimated<N>`` (e.g. ``decimated6890``, SMPL's size): the default mesh decimated to N
+    vertices (:class:`pose2mesh.body_models.decimated.DecimatedBodyModel`)."""
+    decimated = re.fullmatch(r"decimated(\d+)", topology)
+    if decimated:
+        from pose2mesh.body_models.decimated import DecimatedBodyModel
+
+        return DecimatedBodyModel(build_anny_body("default", asset_dir), int(decimated.group(1)))
     if topology not in ANNY_BODY_TOPOLOGIES:
         raise Pose2MeshError(
-            f"anny: unknown topology '{topology}'; expected one of {list(ANNY_BODY_TOPOLOGIES)}"
+            f"anny: unknown topology '{topology}'; expected one of "
+            f"{list(ANNY_BODY_TOPOLOGIES)} or decimated<N> (e.g. decimated6890)"
         )
     return AnnyModel("anny", "anny", ANNY_BODY_TOPOLOGIES[topology], topology, asset_dir)
 

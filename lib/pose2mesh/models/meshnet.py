@@ -7,8 +7,8 @@ Data flow (everything vertex-major, ``(nodes, B, channels)``):
    the coarsest level of the hierarchy is not used, as in the original;
 3. one residual block per mesh level from level L-2 down to level 0: Chebyshev convolutions
    (BN + ReLU), plus the block input mapped to the block's output width by linear
-   interpolation over the channel axis (the original's parameter-free shortcut, here a
-   fixed (C_in, C_out) matrix), then 2x upsampling to the next finer level with
+   interpolation over the channel axis (the original's parameter-free shortcut), then 2x
+   upsampling to the next finer level with
    ``repeat_interleave(2)`` on the node axis (the hierarchy's binary-tree property) -- except
    after the last block, which runs on level 0;
 4. a head on level 0 (128 -> 64 -> 3), no BN/ReLU on its last layer and no shortcut;
@@ -79,13 +79,6 @@ def plan_for_levels(num_levels: int) -> MeshNetPlan:
     )
 
 
-def channel_interpolation(in_channels: int, out_channels: int) -> torch.Tensor:
-    """(C_in, C_out) matrix M with ``x @ M`` = linear interpolation of x (..., C_in) to
-    C_out channels (``F.interpolate(mode="linear", align_corners=False)`` on the last axis)."""
-    eye = torch.eye(in_channels, dtype=torch.float64)[None]
-    return F.interpolate(eye, size=out_channels, mode="linear", align_corners=False)[0].float()
-
-
 class ResidualGraphBlock(nn.Module):
     """Chebyshev convolutions (each BN + ReLU) plus a channel-interpolated shortcut.
 
@@ -100,20 +93,16 @@ class ResidualGraphBlock(nn.Module):
             ChebConv(laplacian, c_in, c_out, order) for c_in, c_out in zip(chain, chain[1:])
         )
         self.in_channels, self.out_channels = in_channels, widths[-1]
-        if in_channels != widths[-1]:
-            self.register_buffer("shortcut", channel_interpolation(in_channels, widths[-1]),
-                                 persistent=False)
-        else:
-            self.shortcut = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         for conv in self.convs:
             y = F.relu(conv(y), inplace=True)
-        if self.shortcut is None:
+        if self.in_channels == self.out_channels:
             return y + x
         nodes, batch, _ = x.shape
-        skip = x.reshape(nodes * batch, self.in_channels) @ self.shortcut.to(x.dtype)
+        skip = F.interpolate(x.reshape(nodes * batch, 1, self.in_channels), size=self.out_channels,
+                             mode="linear", align_corners=False)
         return y + skip.view(nodes, batch, self.out_channels)
 
 

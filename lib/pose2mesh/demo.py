@@ -1,0 +1,559 @@
+"""The demo pipeline: 2D poses -> Pose2Mesh network -> camera fit -> pictures and OBJ files.
+
+``demo/run.py`` is a thin command line over this module.
+
+1. **Model** (:func:`resolve_model`): a config and a checkpoint. ``--weights`` names a file (or
+   an experiment folder); otherwise ``TEST.weight_path`` of ``--cfg`` when that file exists;
+   otherwise the newest ``final.pth.tar`` (else ``best.pth.tar``, else the newest
+   ``checkpoint<N>.pth.tar``) under ``experiment/*/checkpoint/`` whose saved config is a
+   Pose2Mesh model for the input joint set (and, with ``--cfg``, has the same network shape).
+   Without ``--cfg`` the checkpoint's own saved config is used. ``MODEL.posenet_pretrained``
+   is forced off: the checkpoint holds the lifter too.
+2. **Network input**: every person's missing joints (confidence <= 0) are given positions by
+   :func:`pose2mesh.pose_input.fill_missing_joints`, then the pixel coordinates are
+   standardised per axis (:func:`pose2mesh.camera.standardize_pose2d`; this equals the
+   training crop normalisation of DATA_FORMATS 1.5 without rotation).
+3. **Prediction**: one batched forward pass for all people gives root-relative meshes in
+   metres, camera axes (x right, y down, z forward), body-model vertex order; the input joint
+   set's joints are regressed from each mesh with the body model's regressor.
+4. **Camera**: per person a weak-perspective camera ``uv = s * XY + t`` is fitted in closed
+   form (:func:`pose2mesh.camera.fit_weak_perspective`) by weighted least squares of the
+   regressed joints' x, y (metres) onto the input pixels, with the confidences as weights:
+   zero-confidence joints are masked out (the filled-in positions never enter the fit). Its
+   weighted mean reprojection error (pixels) is logged. If the fit gives a non-positive
+   scale (a prediction that does not match the input, e.g. untrained weights), the scale is
+   the ratio of the weighted RMS spreads instead, and the log says so.
+   For rendering the weak-perspective camera becomes a pinhole camera with principal point
+   at the image centre and focal length ``f`` -- by default the one that gives a
+   :data:`DEFAULT_FOV_DEG` (40 degree) field of view across the longer image side,
+   ``f = max(H, W) / (2 tan 20 deg) ~= 1.37 max(H, W)`` -- and each mesh is translated by
+   ``T = ((tx - cx) / s, (ty - cy) / s, f / s)`` metres
+   (:func:`pose2mesh.camera.weak_to_perspective_translation`), so that it projects like the
+   fitted camera to first order in (body depth / distance). The log also gives the
+   reprojection error of the joints as rendered (pinhole), which includes that
+   perspective effect.
+5. **Outputs** in the output folder: ``demo_pose2d.png`` (the input skeletons over the image
+   or a white canvas; missing joints as red crosses at their filled-in positions; people
+   numbered when there are several), ``demo_mesh.png`` (every mesh over the image, lit, one
+   colour per person), ``demo_mesh_side.png`` (the meshes turned 90 degrees about the
+   vertical axis, white canvas) and ``demo_mesh_<i>.obj`` per person ``i`` of the input
+   file, in the camera frame above (metres, x right, y down, z forward, translated by T),
+   so the OBJ files of several people form one scene.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from pose2mesh.camera import (
+    fit_weak_perspective,
+    standardize_pose2d,
+    weak_perspective_reprojection_error,
+    weak_to_perspective_translation,
+)
+from pose2mesh.config import load_config
+from pose2mesh.errors import Pose2MeshError
+from pose2mesh.joint_sets import JointSet, get_joint_set
+from pose2mesh.pose_input import fill_missing_joints
+from pose2mesh.vis import canvas_shape_for_pose, draw_skeleton, render_meshes, render_side_view
+from pose2mesh.vis import save_obj, write_image
+from pose2mesh.vis.render import PALETTE_RGB
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FOV_DEG = 40.0
+MIN_DEPTH_RATIO = 5.0  # rendered meshes lie >= this many times their depth extent away
+MIN_CONFIDENT_JOINTS = 4  # fewer detected joints than this: the person is skipped
+POSE_IMAGE = "demo_pose2d.png"
+MESH_IMAGE = "demo_mesh.png"
+SIDE_IMAGE = "demo_mesh_side.png"
+OBJ_NAME = "demo_mesh_{}.obj"
+FORCED_OPTS = ("MODEL.posenet_pretrained", "False")
+# Config used with --weights when neither --cfg nor a config saved in the checkpoint exists.
+FALLBACK_CONFIGS = {
+    "human36": "asset/yaml/pose2mesh_human36J_test_synthetic.yml",
+    "coco": "asset/yaml/pose2mesh_cocoJ_test_synthetic.yml",
+    "mano": "asset/yaml/pose2mesh_manoJ_test_synthetic_hand.yml",
+    "smpl": "asset/yaml/pose2mesh_smplJ_test_surreal.yml",
+}
+TRAIN_CONFIGS = {
+    "coco": "asset/yaml/pose2mesh_cocoJ_train_synthetic.yml",
+    "mano": "asset/yaml/pose2mesh_manoJ_train_synthetic_hand.yml",
+    "smpl": "asset/yaml/pose2mesh_smplJ_train_surreal.yml",
+}
+# Keys that fix the network's parameter shapes: a found checkpoint must agree with --cfg.
+_SHAPE_KEYS = ("body_model", "topology", "graph_levels", "cheb_order", "posenet_hidden",
+               "posenet_stages")
+_CHECKPOINT_KINDS = ("final", "best", "numbered")
+
+
+# ----------------------------------------------------------------------------- model lookup
+def _saved_config(path: Path) -> dict | None:
+    """The config dict saved in a checkpoint (or its experiment's config.yaml), or None."""
+    import yaml
+
+    from pose2mesh.engine.checkpoint import load_checkpoint
+
+    text = None
+    try:
+        text = load_checkpoint(path, mmap=True).get("config")
+    except Pose2MeshError:
+        return None
+    if not text:
+        beside = path.parent.parent / "config.yaml"
+        text = beside.read_text() if beside.is_file() else None
+    try:
+        values = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return None
+    return values if isinstance(values, dict) else None
+
+
+def _config_matches(saved: dict, joint_set: str, like=None) -> bool:
+    model, dataset = saved.get("MODEL") or {}, saved.get("DATASET") or {}
+    if model.get("name") != "pose2mesh_net" or dataset.get("input_joint_set") != joint_set:
+        return False
+    return like is None or all(model.get(key) == like.MODEL[key] for key in _SHAPE_KEYS)
+
+
+def find_default_weights(joint_set: str, roots: Sequence[str | Path], like=None) -> Path | None:
+    """The newest ``final.pth.tar`` (else ``best.pth.tar``, else the newest numbered
+    checkpoint) under ``<root>/*/checkpoint/`` whose saved config is a ``pose2mesh_net`` for
+    the input ``joint_set`` (and, given a config ``like``, has its network-shape keys)."""
+    from pose2mesh.engine.checkpoint import BEST_NAME, FINAL_NAME
+
+    candidates = []
+    for root in dict.fromkeys(Path(r).resolve() for r in roots):
+        for path in root.glob("*/checkpoint/*.pth.tar") if root.is_dir() else ():
+            if path.name == FINAL_NAME:
+                kind, epoch = 0, 0
+            elif path.name == BEST_NAME:
+                kind, epoch = 1, 0
+            elif path.name.startswith("checkpoint") and path.name[10:-8].isdigit():
+                kind, epoch = 2, int(path.name[10:-8])
+            else:
+                continue
+            candidates.append((kind, -path.stat().st_mtime, -epoch, path))
+    for *_, path in sorted(candidates):
+        saved = _saved_config(path)
+        if saved is not None and _config_matches(saved, joint_set, like):
+            return path
+    return None
+
+
+def _no_weights_message(joint_set: str, roots: Sequence[str | Path]) -> str:
+    where = ", ".join(f"{Path(r)}/" for r in dict.fromkeys(str(r) for r in roots)) or "experiment/"
+    if joint_set == "human36":
+        how = "run `bash scripts/quickstart.sh` to train them"
+    else:
+        how = (f"train them with `python main/train.py --cfg {TRAIN_CONFIGS[joint_set]}` "
+               "(scripts/quickstart.sh shows the recipe for human36)")
+    return (f"no trained Pose2Mesh weights for joint set '{joint_set}' under {where}: "
+            f"{how}, or pass --weights FILE")
+
+
+def _load_saved_config(weights: Path, saved: dict, opts: Sequence[str]):
+    """``load_config`` on the config saved in a checkpoint (errors name the checkpoint)."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "saved_config.yaml"
+        path.write_text(yaml.safe_dump(saved))
+        try:
+            return load_config(path, opts)
+        except Pose2MeshError as err:
+            raise Pose2MeshError(
+                str(err).replace(str(path), f"the config saved in {weights}")) from None
+
+
+def resolve_model(
+    joint_set: str,
+    *,
+    cfg_path: str | Path | None = None,
+    weights: str | Path | None = None,
+    opts: Sequence[str] = (),
+    search_roots: Sequence[str | Path] = ("experiment",),
+):
+    """The (frozen config, checkpoint path) the demo runs; see the module docstring.
+
+    Args:
+        joint_set: the input joint set name.
+        cfg_path: ``--cfg`` (None: the checkpoint's saved config).
+        weights: ``--weights``: a checkpoint file or an experiment/checkpoint folder.
+        opts: ``KEY VALUE`` config overrides.
+        search_roots: folders whose ``*/checkpoint/`` are searched for default weights.
+    Raises:
+        Pose2MeshError: no weights found, config for another joint set or not a mesh model,
+            unreadable files, bad overrides.
+    """
+    from pose2mesh.engine.evaluator import resolve_weights
+
+    get_joint_set(joint_set)  # unknown names fail here, with the valid ones listed
+    opts = [*opts, *FORCED_OPTS]
+    if cfg_path is not None:
+        cfg = load_config(cfg_path, opts)
+        source = str(cfg_path)
+        if weights:
+            weights_path = resolve_weights(weights)
+        elif cfg.TEST.weight_path and Path(cfg.TEST.weight_path).is_file():
+            weights_path = Path(cfg.TEST.weight_path)
+        else:
+            weights_path = find_default_weights(joint_set, search_roots, like=cfg)
+        if weights_path is None:
+            raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
+    else:
+        weights_path = resolve_weights(weights) if weights else find_default_weights(
+            joint_set, search_roots)
+        if weights_path is None:
+            raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
+        saved = _saved_config(weights_path)
+        if saved is not None:
+            cfg = _load_saved_config(weights_path, saved, opts)
+            source = f"the config saved in {weights_path}"
+        else:
+            source = FALLBACK_CONFIGS[joint_set]
+            cfg = load_config(REPO_ROOT / source, opts)
+    if cfg.DATASET.input_joint_set != joint_set:
+        raise Pose2MeshError(
+            f"{source} is for joint set '{cfg.DATASET.input_joint_set}', but the input is "
+            f"'{joint_set}' (--joint_set)")
+    if cfg.MODEL.name != "pose2mesh_net":
+        raise Pose2MeshError(
+            f"{source}: MODEL.name is '{cfg.MODEL.name}'; the demo needs a mesh model "
+            "('pose2mesh_net')")
+    return cfg, weights_path
+
+
+# ----------------------------------------------------------------------------- camera
+@dataclass(frozen=True)
+class CameraFit:
+    """Weak-perspective cameras ``uv = scale * XY + trans`` of P people (XY in metres).
+
+    Attributes:
+        scale_px_per_m: (P,) float64.
+        trans_px: (P, 2) float64.
+        error_px: (P,) confidence-weighted mean reprojection error of the fitted joints.
+        spread_fallback: (P,) bool, True where the least-squares scale was not positive and
+            the scale comes from the ratio of weighted RMS spreads.
+    """
+
+    scale_px_per_m: np.ndarray
+    trans_px: np.ndarray
+    error_px: np.ndarray
+    spread_fallback: np.ndarray
+
+
+def fit_cameras(joints_m: np.ndarray, poses_px: np.ndarray) -> CameraFit:
+    """Fit one weak-perspective camera per person, in closed form.
+
+    Args:
+        joints_m: (P, J, 3) predicted joints, camera axes, metres (x, y used).
+        poses_px: (P, J, 3) input ``[u, v, confidence]``; confidence <= 0 masks a joint.
+    Raises:
+        Pose2MeshError: a person with fewer than two weighted joints at distinct positions.
+    """
+    weights = poses_px[..., 2]
+    scale, tx, ty = fit_weak_perspective(joints_m[..., :2], poses_px[..., :2], weights)
+    fallback = ~(np.isfinite(scale) & (scale > 0))
+    if fallback.any():
+        w = np.where(weights > 0, weights, 0.0)[..., None]
+        w_sum = w.sum(1, keepdims=True)
+        xy_mean = (w * joints_m[..., :2]).sum(1, keepdims=True) / w_sum
+        uv_mean = (w * poses_px[..., :2]).sum(1, keepdims=True) / w_sum
+        spread_xy = (w * (joints_m[..., :2] - xy_mean) ** 2).sum((1, 2))
+        spread_uv = (w * (poses_px[..., :2] - uv_mean) ** 2).sum((1, 2))
+        alt = np.sqrt(spread_uv / np.maximum(spread_xy, 1e-30))
+        alt_t = uv_mean[:, 0] - alt[:, None] * xy_mean[:, 0]
+        scale = np.where(fallback, alt, scale)
+        tx = np.where(fallback, alt_t[:, 0], tx)
+        ty = np.where(fallback, alt_t[:, 1], ty)
+    error = weak_perspective_reprojection_error(joints_m, poses_px, weights, scale, tx, ty)
+    return CameraFit(scale_px_per_m=np.asarray(scale, np.float64),
+                     trans_px=np.stack([tx, ty], -1).astype(np.float64),
+                     error_px=np.asarray(error, np.float64).reshape(-1),
+                     spread_fallback=fallback)
+
+
+def default_focal_px(image_hw: Sequence[int], fov_deg: float = DEFAULT_FOV_DEG) -> float:
+    """Focal length (pixels) giving a ``fov_deg`` field of view across the longer side."""
+    return max(image_hw) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+
+
+def pinhole_reprojection_error(joints_cam_m, poses_px, focal_px: float, princpt_px) -> np.ndarray:
+    """(P,) confidence-weighted mean pixel distance between pinhole-projected camera-frame
+    joints (P, J, 3) and the input (P, J, 3) ``[u, v, confidence]``."""
+    z = np.maximum(joints_cam_m[..., 2:3], 1e-8)
+    uv = joints_cam_m[..., :2] / z * focal_px + np.asarray(princpt_px)
+    w = np.where(poses_px[..., 2] > 0, poses_px[..., 2], 0.0)
+    dist = np.linalg.norm(uv - poses_px[..., :2], axis=-1)
+    return (w * dist).sum(-1) / np.maximum(w.sum(-1), 1e-30)
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class PersonResult:
+    """One person of the input.
+
+    Attributes:
+        index: the person's index in the input file (``demo_mesh_<index>.obj``).
+        pose_px: (J, 3) input ``[u, v, confidence]``.
+        filled_pose_px: (J, 3) with missing joints positioned (confidence still 0).
+        mesh_m: (V, 3) predicted root-relative mesh (camera axes, metres).
+        joints_m: (J, 3) input-set joints regressed from ``mesh_m``.
+        scale_px_per_m, trans_px: the fitted weak-perspective camera.
+        translation_m: (3,) camera-frame translation of the rendered mesh.
+        error_px: weak-perspective fit's weighted mean reprojection error.
+        render_error_px: the same for the joints as rendered (pinhole).
+        spread_fallback: the scale came from the spread ratio (see :func:`fit_cameras`).
+    """
+
+    index: int
+    pose_px: np.ndarray
+    filled_pose_px: np.ndarray
+    mesh_m: np.ndarray
+    joints_m: np.ndarray
+    scale_px_per_m: float
+    trans_px: np.ndarray
+    translation_m: np.ndarray
+    error_px: float
+    render_error_px: float
+    spread_fallback: bool
+
+    @property
+    def mesh_cam_m(self) -> np.ndarray:
+        """(V, 3) the mesh placed in the camera frame (what is rendered and saved)."""
+        return self.mesh_m + self.translation_m
+
+    @property
+    def num_confident(self) -> int:
+        return int((self.pose_px[:, 2] > 0).sum())
+
+
+@dataclass
+class DemoResult:
+    """What one demo run produced. ``files`` maps output kinds (``pose2d``, ``mesh``,
+    ``side``, ``obj_<i>``) to paths; ``timings_ms`` the stages' wall times."""
+
+    people: list[PersonResult]
+    image_hw: tuple[int, int]
+    focal_px: float
+    princpt_px: tuple[float, float]
+    renderer: str
+    files: dict[str, Path] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- runner
+class DemoRunner:
+    """A loaded model that turns 2D poses into meshes, pictures and OBJ files.
+
+    Args:
+        model: a Pose2Mesh network, ``(B, J, 2) -> {"mesh_m": (B, V, 3), ...}``, in eval mode.
+        body_model: its BodyModel (faces, joint regressor of ``joint_set``).
+        joint_set: the input joint set.
+        focal_px: rendering focal length; None = :func:`default_focal_px` of each picture.
+        renderer: ``"auto"`` or a backend of :data:`pose2mesh.vis.BACKENDS`.
+    """
+
+    def __init__(self, model: torch.nn.Module, body_model, joint_set: JointSet | str, *,
+                 focal_px: float | None = None, renderer: str = "auto"):
+        self.model = model.eval()
+        self.body_model = body_model
+        self.joint_set = get_joint_set(joint_set) if isinstance(joint_set, str) else joint_set
+        self.device = body_model.faces.device
+        self.faces = body_model.faces.detach().cpu().numpy()
+        self.focal_px = focal_px
+        self.renderer = renderer
+        body_model.joint_regressor(self.joint_set.name)  # a missing regressor fails here
+
+    @classmethod
+    def from_config(cls, cfg, weights: str | Path, *, gpu: str = "", **kwargs) -> "DemoRunner":
+        """Build body model, mesh hierarchy and network with the engine's builders, load the
+        checkpoint's ``model_state_dict``; ``gpu``: ``--gpu`` ids (first one used)."""
+        from pose2mesh.engine import builders
+        from pose2mesh.engine.checkpoint import load_model_weights
+        from pose2mesh.engine.distributed import DistContext, parse_gpu_ids, resolve_device
+
+        device = resolve_device(cfg.DEVICE, parse_gpu_ids(gpu), DistContext())
+        body_model = builders.build_body_model(cfg, device)
+        hierarchy = builders.build_hierarchy(cfg, body_model)
+        model = builders.build_network(cfg, hierarchy).to(device)
+        checkpoint = load_model_weights(model, weights)
+        logger.info("model: %s (epoch %s), body model %s/%s (%d vertices), device %s",
+                    weights, checkpoint.get("epoch", "?"), cfg.MODEL.body_model,
+                    cfg.MODEL.topology, body_model.num_vertices, device)
+        return cls(model, body_model, cfg.DATASET.input_joint_set, **kwargs)
+
+    @torch.no_grad()
+    def predict(self, filled_poses_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, J, 2+) pixel poses without missing joints -> (meshes (P, V, 3), joints
+        (P, J, 3)) float64 NumPy, root-relative, camera axes, metres."""
+        xy = torch.as_tensor(np.asarray(filled_poses_px)[..., :2], dtype=torch.float32,
+                             device=self.device)
+        mesh_m = self.model(standardize_pose2d(xy))["mesh_m"].float()
+        joints_m = self.body_model.regress_joints(mesh_m, self.joint_set.name)
+        return (mesh_m.cpu().numpy().astype(np.float64),
+                joints_m.cpu().numpy().astype(np.float64))
+
+    @staticmethod
+    def _auto_focal_px(image_hw, scale_px_per_m: np.ndarray, meshes_m: np.ndarray) -> float:
+        """:func:`default_focal_px`, raised where needed so that every mesh lies at least
+        :data:`MIN_DEPTH_RATIO` times its own depth extent from the camera (``Tz = f / s``):
+        the weak-perspective fit assumes a shallow body, and a mesh too close for that (only
+        a prediction far smaller than a body, e.g. from untrained weights) would otherwise
+        cross the camera plane."""
+        depth_extent = np.ptp(meshes_m[..., 2], axis=-1)
+        needed = float(np.max(MIN_DEPTH_RATIO * depth_extent * scale_px_per_m))
+        focal = default_focal_px(image_hw)
+        if needed > focal:
+            logger.info("focal length raised from %.0f to %.0f px to keep the meshes in front "
+                        "of the camera", focal, needed)
+        return max(focal, needed)
+
+    def _usable(self, people: Sequence[np.ndarray], source: str) -> list[int]:
+        usable = []
+        for index, pose in enumerate(people):
+            count = int((np.asarray(pose)[:, 2] > 0).sum())
+            if count >= MIN_CONFIDENT_JOINTS:
+                usable.append(index)
+            else:
+                logger.warning("%s: person %d skipped: %d joints with positive confidence "
+                               "(the demo needs %d)", source, index, count,
+                               MIN_CONFIDENT_JOINTS)
+        if not usable:
+            raise Pose2MeshError(
+                f"{source}: no person with at least {MIN_CONFIDENT_JOINTS} joints of positive "
+                "confidence")
+        return usable
+
+    def run(self, people: Sequence[np.ndarray], output_dir: str | Path, *,
+            image: np.ndarray | None = None, source: str = "input") -> DemoResult:
+        """Predict, fit, render and write the outputs for the people of one pose file.
+
+        Args:
+            people: (J, 3) ``[u, v, confidence]`` arrays (:func:`load_pose_file`'s output).
+            output_dir: created if needed.
+            image: RGB uint8 (H, W, 3) photo to draw on; None = white canvas fitting the poses.
+            source: the input's name for messages.
+        """
+        start = time.perf_counter()
+        timings = {}
+        indices = self._usable(people, source)
+        poses = np.stack([np.asarray(people[i], np.float64) for i in indices])
+        try:
+            filled = np.stack([fill_missing_joints(p, self.joint_set) for p in poses]).astype(
+                np.float64)
+            mark = time.perf_counter()
+            meshes, joints = self.predict(filled)
+            timings["network"] = (time.perf_counter() - mark) * 1e3
+            mark = time.perf_counter()
+            fit = fit_cameras(joints, poses)
+            timings["camera_fit"] = (time.perf_counter() - mark) * 1e3
+        except Pose2MeshError as err:
+            raise Pose2MeshError(f"{source}: {err}") from None
+
+        image_hw = tuple(image.shape[:2]) if image is not None else canvas_shape_for_pose(filled)
+        if image is not None:
+            _warn_if_outside(filled, image_hw, source)
+        focal = float(self.focal_px) if self.focal_px else self._auto_focal_px(
+            image_hw, fit.scale_px_per_m, meshes)
+        princpt = (0.5 * (image_hw[1] - 1), 0.5 * (image_hw[0] - 1))
+        translation = weak_to_perspective_translation(
+            fit.scale_px_per_m, fit.trans_px[:, 0], fit.trans_px[:, 1], focal, princpt)
+        render_error = pinhole_reprojection_error(joints + translation[:, None], poses, focal,
+                                                  princpt)
+        result = DemoResult(people=[], image_hw=image_hw, focal_px=focal, princpt_px=princpt,
+                            renderer="none")
+        for k, index in enumerate(indices):
+            result.people.append(PersonResult(
+                index=index, pose_px=poses[k], filled_pose_px=filled[k], mesh_m=meshes[k],
+                joints_m=joints[k], scale_px_per_m=float(fit.scale_px_per_m[k]),
+                trans_px=fit.trans_px[k], translation_m=translation[k],
+                error_px=float(fit.error_px[k]), render_error_px=float(render_error[k]),
+                spread_fallback=bool(fit.spread_fallback[k])))
+
+        mark = time.perf_counter()
+        placed = [person.mesh_cam_m for person in result.people]
+        background = image if image is not None else image_hw
+        mesh_rgb, result.renderer = render_meshes(placed, self.faces, focal, princpt, background,
+                                                  backend=self.renderer)
+        side_rgb, _ = render_side_view(placed, self.faces, focal, princpt, image_hw,
+                                       backend=self.renderer)
+        pose_rgb = draw_people(image, result.people, self.joint_set, image_hw)
+        timings["render"] = (time.perf_counter() - mark) * 1e3
+
+        mark = time.perf_counter()
+        output_dir = Path(output_dir)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise Pose2MeshError(f"{output_dir}: cannot create the output folder "
+                                 f"({err.strerror or err})") from None
+        result.files["pose2d"] = write_image(output_dir / POSE_IMAGE, pose_rgb)
+        result.files["mesh"] = write_image(output_dir / MESH_IMAGE, mesh_rgb)
+        result.files["side"] = write_image(output_dir / SIDE_IMAGE, side_rgb)
+        for person in result.people:
+            result.files[f"obj_{person.index}"] = save_obj(
+                output_dir / OBJ_NAME.format(person.index), person.mesh_cam_m, self.faces)
+        timings["write"] = (time.perf_counter() - mark) * 1e3
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        result.timings_ms = timings
+        _log_result(result, len(people))
+        return result
+
+
+def _warn_if_outside(poses_px: np.ndarray, image_hw, source: str) -> None:
+    xy = poses_px[..., :2].reshape(-1, 2)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < image_hw[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < image_hw[0])
+    if inside.mean() < 0.5:
+        logger.warning("%s: %d%% of the joints lie outside the %dx%d image; is it the right "
+                       "image?", source, round(100 * (1 - inside.mean())), image_hw[1],
+                       image_hw[0])
+
+
+def draw_people(image: np.ndarray | None, people: Sequence[PersonResult], joint_set: JointSet,
+                image_hw) -> np.ndarray:
+    """Every person's skeleton (filled-in joints drawn as missing) over ``image`` or a white
+    canvas of ``image_hw``; with several people each is numbered in its mesh colour."""
+    import cv2
+
+    canvas = image
+    for person in people:
+        canvas = draw_skeleton(canvas, person.filled_pose_px, joint_set, canvas_hw=image_hw)
+    if len(people) > 1:
+        scale = max(0.5, max(image_hw) / 1000.0)
+        for k, person in enumerate(people):
+            xy = person.filled_pose_px[:, :2]
+            origin = (int(xy[:, 0].min()), max(int(xy[:, 1].min()) - 8, int(20 * scale)))
+            color = PALETTE_RGB[k % len(PALETTE_RGB)]
+            for ink, width in (((0, 0, 0), 4), (color, 2)):
+                cv2.putText(canvas, str(person.index), origin, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                            ink, max(1, round(width * scale)), cv2.LINE_AA)
+    return canvas
+
+
+def _log_result(result: DemoResult, num_input_people: int) -> None:
+    for person in result.people:
+        note = ("; least-squares scale was not positive, scale from the spread ratio "
+                "(prediction does not match the input)" if person.spread_fallback else "")
+        tx, ty, tz = person.translation_m
+        logger.info(
+            "person %d: camera fit mean reprojection error %.2f px over %d/%d joints "
+            "(as rendered %.2f px; scale %.1f px/m, mesh at (%.2f, %.2f, %.2f) m, focal %.0f px)"
+            "%s; renderer %s", person.index, person.error_px, person.num_confident,
+            len(person.pose_px), person.render_error_px, person.scale_px_per_m, tx, ty, tz,
+            result.focal_px, note, result.renderer)
+    names = ", ".join(path.name for path in result.files.values())
+    folder = next(iter(result.files.values())).parent
+    logger.info("%d of %d people; wrote %s/: %s", len(result.people), num_input_people, folder,
+                names)
+    logger.info("timings: %s", ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
