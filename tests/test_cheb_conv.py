@@ -107,6 +107,45 @@ def test_matches_dense_reference_batched(channels, order):
     torch.testing.assert_close(out2[:, [0, 2]], out[:, [0, 2]])
 
 
+def dense_reference_differentiable(dense: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                                   bias: torch.Tensor) -> torch.Tensor:
+    """sum_k T_k(L) x W_k + b with dense T_k(L) matrices, differentiable in x, weight, bias."""
+    identity = torch.eye(dense.shape[0], dtype=dense.dtype)
+    polynomials = [identity, dense][:len(weight)]
+    while len(polynomials) < len(weight):
+        polynomials.append(2 * dense @ polynomials[-1] - polynomials[-2])
+    return sum(torch.einsum("nm,mbc,cd->nbd", t, x, w) for t, w in zip(polynomials, weight)) + bias
+
+
+@pytest.mark.parametrize("channels", [(4, 6), (6, 4), (5, 5)])
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("relu", [False, True])
+def test_output_and_gradients_match_dense_reference(channels, order, relu):
+    """Forward and the gradients of input, weight and bias against dense autograd (float64),
+    for both forward orderings (C_in < C_out: basis, C_in >= C_out: Clenshaw)."""
+    graph, dense = random_graph()
+    torch.manual_seed(10 * order + channels[0])
+    conv = ChebConv(graph, *channels, order=order, batch_norm=False, relu=relu)
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(graph.num_nodes, 3, channels[0], requires_grad=True)
+    upstream = torch.randn(graph.num_nodes, 3, channels[1])
+    out = conv(x)
+    out.backward(upstream)
+
+    x64 = x.detach().double().requires_grad_()
+    weight64 = conv.weight.detach().double().requires_grad_()
+    bias64 = conv.bias.detach().double().requires_grad_()
+    expected = dense_reference_differentiable(dense, x64, weight64, bias64)
+    if relu:
+        expected = torch.relu(expected)
+    expected.backward(upstream.double())
+    for actual, reference in [(out, expected), (x.grad, x64.grad),
+                              (conv.weight.grad, weight64.grad), (conv.bias.grad, bias64.grad)]:
+        assert actual.shape == reference.shape
+        torch.testing.assert_close(actual.double(), reference.detach(), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("channels", [(3, 5), (5, 3)])
 def test_gradcheck_float64(channels):
     graph, _ = random_graph(num_nodes=6, seed=1)

@@ -85,6 +85,9 @@ class DecimatedBodyModel(BodyModel):
         self.name = base.name
         self.topology = f"decimated{num_vertices}"
         self.param_shapes = dict(base.param_shapes)
+        for labels in ("bone_labels", "phenotype_labels"):  # anny: what the synthetic set reads
+            if hasattr(base, labels):
+                setattr(self, labels, list(getattr(base, labels)))
         keep_index, cluster, faces = decimate_mesh(
             base.rest_vertices_m.detach().cpu().numpy(), base.faces.detach().cpu().numpy(), num_vertices
         )

@@ -90,14 +90,15 @@ class ResidualGraphBlock(nn.Module):
         super().__init__()
         chain = (in_channels, *widths)
         self.convs = nn.ModuleList(
-            ChebConv(laplacian, c_in, c_out, order) for c_in, c_out in zip(chain, chain[1:])
+            ChebConv(laplacian, c_in, c_out, order, relu=True)
+            for c_in, c_out in zip(chain, chain[1:])
         )
         self.in_channels, self.out_channels = in_channels, widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         for conv in self.convs:
-            y = F.relu(conv(y), inplace=True)
+            y = conv(y)
         if self.in_channels == self.out_channels:
             return y + x
         nodes, batch, _ = x.shape
@@ -145,7 +146,8 @@ class MeshNet(nn.Module):
         self.num_joints = skeleton_graph.num_nodes
         chain = (in_channels, *plan.skeleton)
         self.skeleton_convs = nn.ModuleList(
-            ChebConv(skeleton_graph, c_in, c_out, order) for c_in, c_out in zip(chain, chain[1:])
+            ChebConv(skeleton_graph, c_in, c_out, order, relu=True)
+            for c_in, c_out in zip(chain, chain[1:])
         )
         self.fc_channels = plan.skeleton[-1]
         start_level = num_levels - 2
@@ -159,8 +161,9 @@ class MeshNet(nn.Module):
             channels = widths[-1]
         self.blocks = nn.ModuleList(blocks)
         chain = (channels, *plan.head)
+        last = len(plan.head) - 1
         self.head = nn.ModuleList(
-            ChebConv(graphs[0], c_in, c_out, order, batch_norm=(i < len(plan.head) - 1))
+            ChebConv(graphs[0], c_in, c_out, order, batch_norm=i < last, relu=i < last)
             for i, (c_in, c_out) in enumerate(zip(chain, chain[1:]))
         )
         inverse_perm = torch.as_tensor(hierarchy.inverse_perm, dtype=torch.long)
@@ -175,7 +178,7 @@ class MeshNet(nn.Module):
             )
         x = features.transpose(0, 1).contiguous()  # (J, B, C)
         for conv in self.skeleton_convs:
-            x = F.relu(conv(x), inplace=True)
+            x = conv(x)
         x = self.fc(x.transpose(0, 1).reshape(batch, -1))  # (B, n_{L-2} * C)
         x = x.view(batch, -1, self.fc_channels).transpose(0, 1).contiguous()  # (n, B, C)
         last = len(self.blocks) - 1
@@ -183,9 +186,7 @@ class MeshNet(nn.Module):
             x = block(x)
             if index < last:
                 x = x.repeat_interleave(2, dim=0)
-        for index, conv in enumerate(self.head):
+        for conv in self.head:
             x = conv(x)
-            if index < len(self.head) - 1:
-                x = F.relu(x, inplace=True)
         vertices = x.index_select(0, self.inverse_perm)  # (V, B, 3), body-model order
         return vertices.transpose(0, 1).contiguous()
