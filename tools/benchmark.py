@@ -1,0 +1,350 @@
+"""Speed and memory of pose2mesh: training, inference, data pipeline and graph build.
+
+    python tools/benchmark.py                                   # CPU, batch 64, 6,890-vertex anny
+    python tools/benchmark.py --topology default                # the full 13,718-vertex anny body
+    python tools/benchmark.py --device cuda --amp --compile     # on a GPU
+    python tools/benchmark.py --quick                           # seconds-long smoke run (CI)
+
+Every measurement runs in its own fresh process (so each peak RSS belongs to that phase
+alone) on synthetic anny data, with the shipped synthetic configs and the same builders the
+trainer uses:
+
+* ``graph``: mesh hierarchy build time (no cache) and cache load time;
+* ``data``: synthetic training samples/s through the DataLoader, including the batched
+  body-model forward and target building on the device (``prepare_batch``);
+* ``posenet_train`` / ``pose2mesh_train``: samples/s of full training steps (forward, loss,
+  backward, optimizer step) on a prepared batch;
+* ``pose2mesh_infer``: samples/s at ``--batch`` and latency (median) at batch 1, eval mode,
+  no gradients.
+
+Results are printed as a table and written as JSON (``--out``). Timings are medians over the
+timed repetitions after warm-up steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSENET_CFG = REPO_ROOT / "asset/yaml/posenet_human36J_train_synthetic.yml"
+POSE2MESH_CFG = REPO_ROOT / "asset/yaml/pose2mesh_human36J_train_synthetic.yml"
+PHASES = ("graph", "data", "posenet_train", "pose2mesh_train", "pose2mesh_infer")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default: 64)")
+    parser.add_argument("--topology", default="decimated6890",
+                        help="anny body topology: decimated6890 (SMPL's vertex count, default), "
+                             "default (13,718 vertices), notoes, notoes_collapse10pc, decimated<N>")
+    parser.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--steps", type=int, default=3, help="timed repetitions per measurement")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: batch 4, 1,229-vertex mesh, one timed step")
+    parser.add_argument("--out", default=str(REPO_ROOT / "experiment" / "benchmark.json"),
+                        help="JSON output file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.topology, args.steps, args.warmup = 4, "notoes_collapse10pc", 1, 1
+    if args.batch < 2:
+        parser.error("--batch must be >= 2 (batch norm trains on at least two samples)")
+    return args
+
+
+# ----------------------------------------------------------------------------- helpers
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str) -> dict:
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": None,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, steps: int, warmup: int) -> float:
+    """Median seconds of ``fn()`` over ``steps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _config(path: Path, args, extra=()):
+    from pose2mesh.config import load_config
+
+    opts = ["MODEL.topology", args.topology, "MODEL.posenet_pretrained", "False",
+            "TRAIN.batch_size", str(args.batch), "TRAIN.amp", str(args.amp),
+            "TRAIN.compile", str(args.compile), "DATASET.workers", "0",
+            "SYNTHETIC.train_size", str(max(args.batch * (args.steps + args.warmup), 256)),
+            "SYNTHETIC.test_size", "64", *extra]
+    return load_config(str(path), opts)
+
+
+def _setup(args):
+    """Device, thread count; returns the torch device."""
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("benchmark: --device cuda but CUDA is not available")
+        torch.cuda.set_device(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    return device
+
+
+def _peak_memory(device) -> dict:
+    import torch
+
+    peak = {"peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
+    if device.type == "cuda":
+        peak["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    return peak
+
+
+def _parts(cfg, device):
+    """Body model, hierarchy-built network and training set, as the trainer builds them."""
+    from pose2mesh.engine import builders
+
+    body_model = builders.build_body_model(cfg, device)
+    model = builders.build_network(cfg, builders.build_hierarchy(cfg, body_model)).to(device)
+    train_set = builders.build_train_dataset(cfg, body_model)
+    return body_model, model, train_set
+
+
+def _prepared_batch(train_set, body_model, batch_size: int, device) -> dict:
+    import torch
+
+    from pose2mesh.engine.evaluator import move_to_device
+
+    items = [train_set[i] for i in range(batch_size)]
+    batch = torch.utils.data.default_collate(items)
+    return train_set.prepare_batch(move_to_device(batch, device), body_model)
+
+
+# ----------------------------------------------------------------------------- phases
+def phase_graph(args) -> dict:
+    import numpy as np
+
+    from pose2mesh.engine import builders
+    from pose2mesh.graph import build_mesh_hierarchy
+
+    device = _setup(args)
+    cfg = _config(POSE2MESH_CFG, args)
+    body_model = builders.build_body_model(cfg, device)
+    faces = body_model.faces.cpu().numpy()
+    levels = builders.graph_levels(cfg)
+    start = time.perf_counter()
+    hierarchy = build_mesh_hierarchy(faces, body_model.num_vertices, levels)
+    build_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache:
+        build_mesh_hierarchy(faces, body_model.num_vertices, levels, cache_dir=cache)
+        start = time.perf_counter()
+        build_mesh_hierarchy(faces, body_model.num_vertices, levels, cache_dir=cache)
+        load_s = time.perf_counter() - start
+    sizes = [int(n) for n in hierarchy.sizes]
+    return {"vertices": body_model.num_vertices, "level_sizes": sizes,
+            "padding": round(sizes[0] / body_model.num_vertices, 4),
+            "build_s": round(build_s, 4), "cache_load_s": round(load_s, 4),
+            "levels": int(np.size(sizes)), **_peak_memory(device)}
+
+
+def phase_data(args) -> dict:
+    import torch
+
+    from pose2mesh.engine import builders
+    from pose2mesh.engine.distributed import DistContext
+    from pose2mesh.engine.evaluator import move_to_device
+
+    device = _setup(args)
+    cfg = _config(POSE2MESH_CFG, args)
+    body_model = builders.build_body_model(cfg, device)
+    train_set = builders.build_train_dataset(cfg, body_model)
+    loader = builders.build_train_loader(cfg, train_set, DistContext(), device, int(cfg.SEED))
+    builders.start_epoch(loader, train_set, 1, int(cfg.SEED), 0)
+    batches = iter(loader)
+
+    def step():
+        batch = move_to_device(next(batches), device)
+        with torch.no_grad():
+            train_set.prepare_batch(batch, body_model)
+
+    seconds = _timed(step, device, args.steps, args.warmup)
+    return {"samples_per_s": round(args.batch / seconds, 1), "batch_s": round(seconds, 4),
+            **_peak_memory(device)}
+
+
+def _train_phase(args, cfg_path: Path) -> dict:
+    import torch
+
+    from pose2mesh.engine import builders
+    from pose2mesh.engine.evaluator import as_output_dict, autocast_context
+    from pose2mesh.models import count_parameters
+
+    device = _setup(args)
+    cfg = _config(cfg_path, args)
+    body_model, model, train_set = _parts(cfg, device)
+    batch = _prepared_batch(train_set, body_model, args.batch, device)
+    loss_fn = builders.build_loss_fn(cfg, body_model, device)
+    optimizer = builders.build_optimizer(cfg, model.parameters())
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and device.type == "cuda")
+    network = torch.compile(model) if args.compile else model
+    network.train()
+
+    def step():
+        with autocast_context(device, args.amp):
+            outputs = as_output_dict(network(batch["pose2d"]))
+        outputs = {key: value.float() for key, value in outputs.items()}
+        loss = loss_fn(outputs, batch, epoch=cfg.TRAIN.end_epoch)["total"]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    seconds = _timed(step, device, args.steps, args.warmup)
+    return {"samples_per_s": round(args.batch / seconds, 2), "step_s": round(seconds, 3),
+            "parameters": count_parameters(model), **_peak_memory(device)}
+
+
+def phase_posenet_train(args) -> dict:
+    return _train_phase(args, POSENET_CFG)
+
+
+def phase_pose2mesh_train(args) -> dict:
+    return _train_phase(args, POSE2MESH_CFG)
+
+
+def phase_pose2mesh_infer(args) -> dict:
+    import torch
+
+    from pose2mesh.engine.evaluator import autocast_context
+
+    device = _setup(args)
+    cfg = _config(POSE2MESH_CFG, args)
+    body_model, model, train_set = _parts(cfg, device)
+    pose2d = _prepared_batch(train_set, body_model, args.batch, device)["pose2d"]
+    network = torch.compile(model) if args.compile else model
+    network.eval()
+
+    def run(inputs):
+        with torch.no_grad(), autocast_context(device, args.amp):
+            network(inputs)
+
+    batch_s = _timed(lambda: run(pose2d), device, args.steps, args.warmup)
+    single_s = _timed(lambda: run(pose2d[:1]), device, max(args.steps, 5), args.warmup + 1)
+    return {"samples_per_s": round(args.batch / batch_s, 2), "batch_s": round(batch_s, 3),
+            "latency_b1_ms": round(single_s * 1000, 1), **_peak_memory(device)}
+
+
+def _run_phase(name: str, args, queue) -> None:
+    try:
+        queue.put((name, globals()[f"phase_{name}"](args)))
+    except BaseException as err:  # reported by the parent, the other phases still run
+        queue.put((name, {"error": f"{type(err).__name__}: {err}"}))
+
+
+def run_isolated(name: str, args) -> dict:
+    """Run one phase in a fresh (spawned) process and return its result dict."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_run_phase, args=(name, args, queue))
+    process.start()
+    try:
+        _, result = queue.get()
+    finally:
+        process.join()
+    if process.exitcode not in (0, None) and "error" not in result:
+        result = {"error": f"process exited with code {process.exitcode}"}
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+def format_report(report: dict) -> str:
+    machine, settings, results = report["machine"], report["settings"], report["results"]
+    lines = [
+        f"machine: {machine['cpu']} ({machine['cpu_cores']} cores, {machine['torch_threads']} torch "
+        f"threads), torch {machine['torch']}, GPU: {machine['gpu'] or 'none'}",
+        "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+    ]
+    for name, result in results.items():
+        text = ", ".join(f"{k}={v}" for k, v in result.items())
+        lines.append(f"{name:>16}: {text}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    report = {
+        "machine": machine_info(args.device),
+        "settings": {"device": args.device, "batch": args.batch, "topology": args.topology,
+                     "amp": args.amp, "compile": args.compile, "steps": args.steps,
+                     "warmup": args.warmup, "quick": args.quick},
+        "results": {},
+    }
+    for name in args.phases:
+        print(f"benchmark: {name} ...", flush=True)
+        report["results"][name] = run_isolated(name, args)
+    print(format_report(report))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    failed = [name for name, result in report["results"].items() if "error" in result]
+    if failed:
+        print(f"benchmark: failed phases: {failed}", file=sys.stderr)
+        raise SystemExit(1)
+    return report
+
+
+if __name__ == "__main__":
+    main()
