@@ -17,17 +17,13 @@ frames are stored once and expanded over the cameras by index (not 4 copies in m
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 
-from pose2mesh.camera import project_perspective
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import BenchmarkDataset, world_to_camera_mesh
 from pose2mesh.errors import Pose2MeshError
 
-logger = logging.getLogger("pose2mesh.datasets")
 
 CAMERA_ROTATIONS = (
     (
@@ -65,14 +61,11 @@ def subsample_ratio(folder: str) -> int:
 
 class AMASS(BenchmarkDataset):
     name = "AMASS"
-    folder = "AMASS"
-    readme = "data/AMASS/README.md"
     synthetic_noise = True
+    train_only = True
 
     def __init__(self, cfg, split: str):
         super().__init__(cfg, split)
-        if split != "train":
-            logger.warning("AMASS has no test split: the 'test' split reads the training sequences")
         root = self.path("data")
         if not root.is_dir():
             raise Pose2MeshError(f"missing dataset folder {root} (see {self.readme} for where it comes from)")
@@ -116,15 +109,8 @@ class AMASS(BenchmarkDataset):
             body_model, batch["pose_aa"], batch["shape"].float(), rotation, translation, compensate=False
         )
         mesh_mm = vertices_m * 1000.0
-        input_cam = self.input_from_mesh(body_model, mesh_mm)
-        reg_cam = body_model.regress_joints(mesh_mm, self.target_joint_set.name)
-        return {
-            "input_cam_mm": input_cam,
-            "input_px": project_perspective(input_cam, FOCAL_PX, PRINCPT_PX),
-            "reg_cam_mm": reg_cam,
-            "mesh_cam_mm": mesh_mm,
-            "mesh_root_mm": reg_cam[:, self.target_joint_set.root],
-        }
+        return self.pinhole_mesh_targets(batch, body_model, mesh_mm, self.input_from_mesh(body_model, mesh_mm),
+                                         FOCAL_PX, PRINCPT_PX)
 
 
 def _read_sequence(path) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,6 @@ split logs a warning and evaluates on those same training samples with the base 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from pose2mesh.camera import process_bbox
@@ -35,7 +33,6 @@ from pose2mesh.datasets.smpl_targets import (
     rows_to_table,
 )
 
-logger = logging.getLogger("pose2mesh.datasets")
 
 FIT_THRESHOLD_PX = 3.0
 FIT_REASON = f"fitting check (mean keypoint error of the SMPLify fit > {FIT_THRESHOLD_PX:g} px in a 64x64 crop)"
@@ -48,14 +45,11 @@ def project_weak_perspective_mm(points_mm, scale, trans):
 
 class COCO(BenchmarkDataset):
     name = "COCO"
-    folder = "COCO"
-    readme = "data/COCO/README.md"
     synthetic_noise = True
+    train_only = True
 
     def __init__(self, cfg, split: str):
         super().__init__(cfg, split)
-        if split != "train":
-            logger.warning("COCO has no test split: the 'test' split reads the training annotations")
         keypoint_path = self.path("annotations", "person_keypoints_train2017.json")
         fit_path = self.path("annotations", "coco_smplify_train.json")
         data = self.load_json("annotations", "person_keypoints_train2017.json")

@@ -50,8 +50,6 @@ PREDICTION_FILE = "pred.json"
 
 class FreiHAND(BenchmarkDataset):
     name = "FreiHAND"
-    folder = "FreiHAND"
-    readme = "data/FreiHAND/README.md"
     body_models = ("mano",)
     input_sets = ("mano",)
     target_sets = ("mano",)
@@ -96,23 +94,11 @@ class FreiHAND(BenchmarkDataset):
         self.image_ids = [row.pop("image_id") for row in rows]
         keys = ("pose_aa", "shape", "cam_R", "cam_t_m") if self.has_ground_truth else ()
         table = {key: np.stack([row[key] for row in rows]) for key in keys}
-        table["det_px"] = self._load_detections(f"hrnet_output_on_{det_name}.json") if rows else np.zeros((0,))
+        table["det_px"] = self.detections_by_image_id(f"hrnet_output_on_{det_name}.json", 21) if rows else np.zeros((0,))
         self.set_table(table)
         self.image_ids = self.image_ids[: len(self)]
         self._pred_joints: np.ndarray | None = None
         self._pred_verts: np.ndarray | None = None
-
-    def _load_detections(self, name: str) -> np.ndarray:
-        path = self.path("data", name)
-        entries = self.load_json("data", name)
-        with parsing(path, "detection"):
-            by_image = {entry["image_id"]: entry["keypoints"] for entry in entries}
-        missing = [i for i in self.image_ids if i not in by_image]
-        if missing:
-            raise Pose2MeshError(
-                f"malformed {path}: no detection for image_id {missing[0]} ({len(missing)} missing)"
-            )
-        return np.stack([as_array(by_image[i], (21, 2), path, f"keypoints of image {i}") for i in self.image_ids])
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -78,8 +78,6 @@ COLUMNS = ("pose_aa", "shape", "trans_world_m", "cam_R", "cam_t_mm", "focal", "p
 
 class Human36M(BenchmarkDataset):
     name = "Human36M"
-    folder = "Human36M"
-    readme = "data/Human36M/README.md"
     synthetic_noise = True
     detections = "test"
 

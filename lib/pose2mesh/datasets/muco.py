@@ -21,11 +21,9 @@ MuCo's flip-first order and processed-box area (10.7).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from pose2mesh.camera import process_bbox, project_perspective
+from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
     BenchmarkDataset,
@@ -38,7 +36,6 @@ from pose2mesh.datasets.smpl_targets import (
 )
 from pose2mesh.joint_sets import HUMAN36
 
-logger = logging.getLogger("pose2mesh.datasets")
 
 MUCO_JOINTS = (
     "Head_top",
@@ -73,14 +70,11 @@ FIT_REASON = f"fitting check (mean joint error of the SMPL fit > {FIT_THRESHOLD_
 
 class MuCo(BenchmarkDataset):
     name = "MuCo"
-    folder = "MuCo"
-    readme = "data/MuCo/README.md"
     synthetic_noise = True
+    train_only = True
 
     def __init__(self, cfg, split: str):
         super().__init__(cfg, split)
-        if split != "train":
-            logger.warning("MuCo has no test split: the 'test' split reads the training annotations")
         data_path = self.path("data", "MuCo-3DHP.json")
         fit_path = self.path("data", "smpl_param.json")
         data = self.load_json("data", "MuCo-3DHP.json")
@@ -136,18 +130,9 @@ class MuCo(BenchmarkDataset):
         gt = batch["keypoints_cam_mm"].float()[:, list(MUCO_SHARED)]
         bad_fit = translation_aligned_error_mm(gt, h36m_fit[:, list(H36M_SHARED)]) > FIT_THRESHOLD_MM
         self.mask_log.record(FIT_REASON, bad_fit)
-        input_cam = self.input_from_mesh(body_model, mesh_mm)
-        reg_cam = body_model.regress_joints(mesh_mm, self.target_joint_set.name)
-        return {
-            "input_cam_mm": input_cam,
-            "input_px": project_perspective(input_cam, batch["focal"].float(), batch["princpt"].float()),
-            "reg_cam_mm": reg_cam,
-            "mesh_cam_mm": mesh_mm,
-            "mesh_root_mm": reg_cam[:, self.target_joint_set.root],
-            "lift_ok": ~bad_fit,
-            "reg_ok": ~bad_fit,
-            "mesh_ok": ~bad_fit,
-        }
+        targets = self.pinhole_mesh_targets(batch, body_model, mesh_mm, self.input_from_mesh(body_model, mesh_mm),
+                                            batch["focal"].float(), batch["princpt"].float())
+        return {**targets, "lift_ok": ~bad_fit, "reg_ok": ~bad_fit, "mesh_ok": ~bad_fit}
 
 
 @register_dataset("MuCo")

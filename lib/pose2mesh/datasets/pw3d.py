@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pose2mesh.camera import project_perspective
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
     BenchmarkDataset,
@@ -40,8 +39,6 @@ from pose2mesh.joint_sets import add_pelvis_and_neck
 
 class PW3D(BenchmarkDataset):
     name = "PW3D"
-    folder = "PW3D"
-    readme = "data/PW3D/README.md"
     augment = False
     detections = "unless_gt"
 
@@ -106,18 +103,8 @@ class PW3D(BenchmarkDataset):
             body_model, batch["gender"], batch["pose_aa"], batch["shape"], batch["trans_m"]
         )
         mesh_mm = vertices_m * 1000.0
-        input_cam = self.input_from_mesh(body_model, mesh_mm)
-        reg_cam = body_model.regress_joints(mesh_mm, self.target_joint_set.name)
-        targets = {
-            "input_cam_mm": input_cam,
-            "input_px": project_perspective(input_cam, batch["focal"].float(), batch["princpt"].float()),
-            "reg_cam_mm": reg_cam,
-            "mesh_cam_mm": mesh_mm,
-            "mesh_root_mm": reg_cam[:, self.target_joint_set.root],
-        }
-        if self.use_detections:
-            targets["det_px"] = batch["det_px"].float()
-        return targets
+        return self.pinhole_mesh_targets(batch, body_model, mesh_mm, self.input_from_mesh(body_model, mesh_mm),
+                                         batch["focal"].float(), batch["princpt"].float())
 
     @torch.no_grad()
     def evaluate_batch(self, outputs, batch, body_model):

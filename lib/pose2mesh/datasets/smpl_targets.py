@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pose2mesh.camera import project_perspective
 from pose2mesh.datasets.base import Pose2MeshDataset, root_relative
 from pose2mesh.datasets.noise import h36m_gaussian_offsets_px, synthesize_coco_pose
 from pose2mesh.datasets.transforms import (
@@ -385,7 +386,10 @@ class BenchmarkDataset(Pose2MeshDataset):
     implement :meth:`build_targets`.
 
     Class attributes:
-        name: registry name; folder: folder under ``DATA_DIR``; readme: its README path.
+        name: registry name, also the folder under ``DATA_DIR`` (:attr:`folder`) whose
+            ``README.md`` (:attr:`readme`) says where the files come from.
+        train_only: the dataset has no test split; the 'test' split reads the training
+            files (with a warning).
         body_models: accepted ``MODEL.body_model`` values.
         input_sets / target_sets: accepted joint sets.
         synthetic_noise: training inputs get the 1.7 error models when ``use_gt_input`` is
@@ -396,8 +400,7 @@ class BenchmarkDataset(Pose2MeshDataset):
             "always" or "never".
     """
 
-    folder: str
-    readme: str
+    train_only = False
     body_models: tuple[str, ...] = ("smpl",)
     input_sets: tuple[str, ...] = ("human36", "coco", "smpl")
     target_sets: tuple[str, ...] = ("human36", "coco", "smpl")
@@ -405,9 +408,19 @@ class BenchmarkDataset(Pose2MeshDataset):
     augment = True
     detections = "never"
 
+    @property
+    def folder(self) -> str:
+        return self.name
+
+    @property
+    def readme(self) -> str:
+        return f"data/{self.folder}/README.md"
+
     def __init__(self, cfg, split: str):
         if split not in ("train", "test"):
             raise Pose2MeshError(f"{self.name}: split must be 'train' or 'test', got '{split}'")
+        if self.train_only and split != "train":
+            logger.warning("%s has no test split: the 'test' split reads the training data", self.name)
         self.split = split
         self.model_name = cfg.MODEL.name
         self.body_model_name = cfg.MODEL.body_model
@@ -534,6 +547,46 @@ class BenchmarkDataset(Pose2MeshDataset):
     def input_from_mesh(self, body_model, vertices_mm: torch.Tensor) -> torch.Tensor:
         """Input-set joints regressed from a camera-frame mesh (mm)."""
         return body_model.regress_joints(vertices_mm, self.joint_set.name)
+
+    def pinhole_mesh_targets(self, batch, body_model, mesh_mm: torch.Tensor, input_cam_mm: torch.Tensor,
+                             focal_px, princpt_px) -> dict:
+        """:meth:`build_targets` of a camera-frame mesh seen by a pinhole camera.
+
+        Args:
+            mesh_mm: (B, V, 3) camera-frame mesh; input_cam_mm: (B, J, 3) input joints.
+            focal_px, princpt_px: (B, 2) tensors or (2,) constants.
+        Returns:
+            input joints and their projection, target joints regressed from the mesh, the
+            mesh and its root (the target root joint), and ``det_px`` when detections are
+            the input.
+        """
+        reg_cam = body_model.regress_joints(mesh_mm, self.target_joint_set.name)
+        targets = {
+            "input_cam_mm": input_cam_mm,
+            "input_px": project_perspective(input_cam_mm, focal_px, princpt_px),
+            "reg_cam_mm": reg_cam,
+            "mesh_cam_mm": mesh_mm,
+            "mesh_root_mm": reg_cam[:, self.target_joint_set.root],
+        }
+        if self.use_detections:
+            targets["det_px"] = batch["det_px"].float()
+        return targets
+
+    def detections_by_image_id(self, name: str, num_joints: int) -> np.ndarray:
+        """(N, num_joints, 2) keypoints of ``data/<name>`` (a list of ``{image_id,
+        keypoints}``), in the order of ``self.image_ids``. Raises Pose2MeshError naming the
+        file for a missing image or malformed keypoints."""
+        path = self.path("data", name)
+        entries = self.load_json("data", name)
+        with parsing(path, "detection"):
+            by_image = {entry["image_id"]: entry["keypoints"] for entry in entries}
+        missing = [i for i in self.image_ids if i not in by_image]
+        if missing:
+            raise Pose2MeshError(
+                f"malformed {path}: no detection for image_id {missing[0]} ({len(missing)} missing)"
+            )
+        return np.stack([as_array(by_image[i], (num_joints, 2), path, f"keypoints of image {i}")
+                         for i in self.image_ids])
 
     def finish(self, batch: dict[str, torch.Tensor], targets: dict) -> dict[str, torch.Tensor]:
         """The 2D pipeline, augmentation, noise and root handling of every loader."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pose2mesh.camera import project_perspective
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
     BenchmarkDataset,
@@ -39,8 +38,6 @@ from pose2mesh.errors import Pose2MeshError
 
 class SURREAL(BenchmarkDataset):
     name = "SURREAL"
-    folder = "SURREAL"
-    readme = "data/SURREAL/README.md"
     detections = "unless_gt"
 
     def __init__(self, cfg, split: str):
@@ -82,17 +79,7 @@ class SURREAL(BenchmarkDataset):
         self.image_ids = self.image_ids[: len(self)]
 
     def _load_detections(self) -> np.ndarray:
-        name = f"hrnet_output_on_{self.file_split}set.json"
-        path = self.path("data", name)
-        entries = self.load_json("data", name)
-        with parsing(path, "detection"):
-            by_image = {entry["image_id"]: entry["keypoints"] for entry in entries}
-        missing = [i for i in self.image_ids if i not in by_image]
-        if missing:
-            raise Pose2MeshError(
-                f"malformed {path}: no detection for image_id {missing[0]} ({len(missing)} missing)"
-            )
-        return np.stack([as_array(by_image[i], (24, 2), path, f"keypoints of image {i}") for i in self.image_ids])
+        return self.detections_by_image_id(f"hrnet_output_on_{self.file_split}set.json", 24)
 
     def build_targets(self, batch, body_model):
         vertices_m, joints_m = self.layers.forward(
@@ -102,17 +89,8 @@ class SURREAL(BenchmarkDataset):
         input_cam = (
             joints_m * 1000.0 if self.joint_set.name == "smpl" else self.input_from_mesh(body_model, mesh_mm)
         )
-        reg_cam = body_model.regress_joints(mesh_mm, self.target_joint_set.name)
-        targets = {
-            "input_cam_mm": input_cam,
-            "input_px": project_perspective(input_cam, batch["focal"].float(), batch["princpt"].float()),
-            "reg_cam_mm": reg_cam,
-            "mesh_cam_mm": mesh_mm,
-            "mesh_root_mm": reg_cam[:, self.target_joint_set.root],
-        }
-        if self.use_detections:
-            targets["det_px"] = batch["det_px"].float()
-        return targets
+        return self.pinhole_mesh_targets(batch, body_model, mesh_mm, input_cam,
+                                         batch["focal"].float(), batch["princpt"].float())
 
 
 @register_dataset("SURREAL")
