@@ -170,8 +170,6 @@ def _prepared_batch(train_set, body_model, batch_size: int, device) -> dict:
 
 # ----------------------------------------------------------------------------- phases
 def phase_graph(args) -> dict:
-    import numpy as np
-
     from pose2mesh.engine import builders
     from pose2mesh.graph import build_mesh_hierarchy
 
@@ -192,7 +190,7 @@ def phase_graph(args) -> dict:
     return {"vertices": body_model.num_vertices, "level_sizes": sizes,
             "padding": round(sizes[0] / body_model.num_vertices, 4),
             "build_s": round(build_s, 4), "cache_load_s": round(load_s, 4),
-            "levels": int(np.size(sizes)), **_peak_memory(device)}
+            "levels": len(sizes), **_peak_memory(device)}
 
 
 def phase_data(args) -> dict:

@@ -187,7 +187,9 @@ def loader_seed(seed: int, epoch: int, rank: int) -> int:
 def train_batch_size(cfg, dataset) -> int:
     """TRAIN.batch_size, rounded down to a multiple of the number of mixed datasets (as the
     original does for a multi-dataset train list)."""
-    mixed = len(getattr(dataset, "datasets", ())) or 1
+    from pose2mesh.datasets.mixed import MixedDataset
+
+    mixed = len(dataset.datasets) if isinstance(dataset, MixedDataset) else 1
     total = (int(cfg.TRAIN.batch_size) // mixed) * mixed
     if total == 0:
         raise Pose2MeshError(f"TRAIN.batch_size {cfg.TRAIN.batch_size} is smaller than the {mixed} mixed datasets")
