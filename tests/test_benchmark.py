@@ -31,3 +31,9 @@ def test_bad_batch_is_a_usage_error(tmp_path):
     run = subprocess.run([sys.executable, str(REPO_ROOT / "tools/benchmark.py"), "--batch", "1"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 2 and "--batch must be >= 2" in run.stderr
+
+
+def test_missing_config_is_a_usage_error(tmp_path):
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "tools/benchmark.py"), "--cfg", str(tmp_path / "none.yml")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 2 and "config not found" in run.stderr

@@ -4,6 +4,7 @@
     python tools/benchmark.py --topology default                # the full 13,718-vertex anny body
     python tools/benchmark.py --device cuda --amp --compile     # on a GPU
     python tools/benchmark.py --quick                           # seconds-long smoke run (CI)
+    python tools/benchmark.py --cfg asset/yaml/pose2mesh_manoJ_train_synthetic_hand.yml --topology default
 
 Every measurement runs in its own fresh process (so each peak RSS belongs to that phase
 alone) on synthetic anny data, with the shipped synthetic configs and the same builders the
@@ -35,16 +36,19 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-POSENET_CFG = REPO_ROOT / "asset/yaml/posenet_human36J_train_synthetic.yml"
-POSE2MESH_CFG = REPO_ROOT / "asset/yaml/pose2mesh_human36J_train_synthetic.yml"
+DEFAULT_TOPOLOGY = "decimated6890"
+DEFAULT_CFG = REPO_ROOT / "asset/yaml/pose2mesh_human36J_train_synthetic.yml"
 PHASES = ("graph", "data", "posenet_train", "pose2mesh_train", "pose2mesh_infer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cfg", type=Path, default=DEFAULT_CFG,
+                        help="a pose2mesh_*_train_synthetic*.yml config (default: human36 joints); "
+                             "its posenet_* twin is used for the PoseNet phase")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--batch", type=int, default=64, help="batch size (default: 64)")
-    parser.add_argument("--topology", default="decimated6890",
+    parser.add_argument("--topology", default=DEFAULT_TOPOLOGY,
                         help="anny body topology: decimated6890 (SMPL's vertex count, default), "
                              "default (13,718 vertices), notoes, notoes_collapse10pc, decimated<N>")
     parser.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
@@ -54,14 +58,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: batch 4, 1,229-vertex mesh, one timed step")
+                        help="smoke run: batch 4, one timed step, the 1,229-vertex body unless --topology")
     parser.add_argument("--out", default=str(REPO_ROOT / "experiment" / "benchmark.json"),
                         help="JSON output file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.topology, args.steps, args.warmup = 4, "notoes_collapse10pc", 1, 1
+        args.batch, args.steps, args.warmup = 4, 1, 1
+        if args.topology == DEFAULT_TOPOLOGY:
+            args.topology = "notoes_collapse10pc"
     if args.batch < 2:
         parser.error("--batch must be >= 2 (batch norm trains on at least two samples)")
+    args.posenet_cfg = args.cfg.with_name(args.cfg.name.replace("pose2mesh_", "posenet_", 1))
+    for path in (args.cfg, args.posenet_cfg):
+        if not path.is_file():
+            parser.error(f"config not found: {path}")
     return args
 
 
@@ -174,7 +184,7 @@ def phase_graph(args) -> dict:
     from pose2mesh.graph import build_mesh_hierarchy
 
     device = _setup(args)
-    cfg = _config(POSE2MESH_CFG, args)
+    cfg = _config(args.cfg, args)
     body_model = builders.build_body_model(cfg, device)
     faces = body_model.faces.cpu().numpy()
     levels = builders.graph_levels(cfg)
@@ -201,7 +211,7 @@ def phase_data(args) -> dict:
     from pose2mesh.engine.evaluator import move_to_device
 
     device = _setup(args)
-    cfg = _config(POSE2MESH_CFG, args)
+    cfg = _config(args.cfg, args)
     body_model = builders.build_body_model(cfg, device)
     train_set = builders.build_train_dataset(cfg, body_model)
     loader = builders.build_train_loader(cfg, train_set, DistContext(), device, int(cfg.SEED))
@@ -251,11 +261,11 @@ def _train_phase(args, cfg_path: Path) -> dict:
 
 
 def phase_posenet_train(args) -> dict:
-    return _train_phase(args, POSENET_CFG)
+    return _train_phase(args, args.posenet_cfg)
 
 
 def phase_pose2mesh_train(args) -> dict:
-    return _train_phase(args, POSE2MESH_CFG)
+    return _train_phase(args, args.cfg)
 
 
 def phase_pose2mesh_infer(args) -> dict:
@@ -264,7 +274,7 @@ def phase_pose2mesh_infer(args) -> dict:
     from pose2mesh.engine.evaluator import autocast_context
 
     device = _setup(args)
-    cfg = _config(POSE2MESH_CFG, args)
+    cfg = _config(args.cfg, args)
     body_model, model, train_set = _parts(cfg, device)
     pose2d = _prepared_batch(train_set, body_model, args.batch, device)["pose2d"]
     network = torch.compile(model) if args.compile else model
@@ -324,7 +334,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     report = {
         "machine": machine_info(args.device),
-        "settings": {"device": args.device, "batch": args.batch, "topology": args.topology,
+        "settings": {"cfg": args.cfg.name, "device": args.device, "batch": args.batch, "topology": args.topology,
                      "amp": args.amp, "compile": args.compile, "steps": args.steps,
                      "warmup": args.warmup, "quick": args.quick},
         "results": {},
