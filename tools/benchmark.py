@@ -86,8 +86,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _kernel_thp_mode() -> str | None:
+    """The kernel's transparent-huge-page mode (``always``/``madvise``/``never``), if any."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return None
+    return text[text.index("[") + 1:text.index("]")] if "[" in text else text.strip()
+
+
 def machine_info(device: str) -> dict:
     import torch
+
+    import pose2mesh  # noqa: F401  (sets THP_MEM_ALLOC_ENABLE, inherited by the phases)
 
     info = {
         "cpu": _cpu_model(),
@@ -95,6 +106,8 @@ def machine_info(device: str) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "kernel_thp": _kernel_thp_mode(),
         "gpu": None,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -317,7 +330,8 @@ def format_report(report: dict) -> str:
     machine, settings, results = report["machine"], report["settings"], report["results"]
     lines = [
         f"machine: {machine['cpu']} ({machine['cpu_cores']} cores, {machine['torch_threads']} torch "
-        f"threads), torch {machine['torch']}, GPU: {machine['gpu'] or 'none'}",
+        f"threads), torch {machine['torch']}, GPU: {machine['gpu'] or 'none'}, huge-page "
+        f"allocations: THP_MEM_ALLOC_ENABLE={machine['thp_alloc']} (kernel: {machine['kernel_thp']})",
         "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
     ]
     for name, result in results.items():
