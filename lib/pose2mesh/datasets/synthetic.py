@@ -177,7 +177,10 @@ class Synthetic(Pose2MeshDataset):
         """Body-model forward, virtual camera, projection and normalisation for a batch."""
         vertices_m = body_model(pose_aa=batch["pose_aa"], phenotype=batch["phenotype"])
         input_joints_m = body_model.regress_joints(vertices_m, self.joint_set.name)
-        target_joints_m = body_model.regress_joints(vertices_m, self.target_joint_set.name)
+        target_joints_m = (
+            input_joints_m if self.target_joint_set.name == self.joint_set.name
+            else body_model.regress_joints(vertices_m, self.target_joint_set.name)
+        )
         target_root_m = target_joints_m[:, self.target_joint_set.root]
 
         rotation, direction = look_at_rotation(
