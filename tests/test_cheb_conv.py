@@ -163,6 +163,31 @@ def test_batch_norm_over_nodes_and_samples():
     torch.testing.assert_close(conv(x).reshape(-1, 3), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_eval_batch_norm_folded_into_weights(affine):
+    """Eval mode folds the running statistics into W and b: same output (and gradients) as
+    the convolution followed by F.batch_norm with those statistics."""
+    graph, dense = random_graph()
+    torch.manual_seed(2)
+    conv = ChebConv(graph, 4, 3, order=3, batch_norm=True, relu=True).double().eval()
+    conv.bn = torch.nn.BatchNorm1d(3, affine=affine).double().eval()
+    conv.bn.running_mean.normal_()
+    conv.bn.running_var.uniform_(0.5, 2.0)
+    if affine:
+        with torch.no_grad():
+            conv.bn.weight.normal_()
+            conv.bn.bias.normal_()
+    x = torch.randn(graph.num_nodes, 5, 4, dtype=torch.float64)
+    pre = dense_reference(conv, dense, x).reshape(-1, 3)
+    bn = conv.bn
+    expected = torch.relu(torch.nn.functional.batch_norm(
+        pre, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps))
+    torch.testing.assert_close(conv(x).reshape(-1, 3), expected)
+    if affine:
+        conv(x).sum().backward()
+        assert conv.weight.grad is not None and bn.weight.grad is not None
+
+
 def test_autocast_bf16_cpu_close_to_float32():
     graph, _ = random_graph()
     torch.manual_seed(0)
@@ -215,3 +240,30 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(conv(x.to("cuda")).cpu(), expected, rtol=1e-4, atol=1e-4)
         with torch.autocast("cuda", dtype=torch.float16):
             assert torch.isfinite(conv(x.to("cuda"))).all()
+
+
+@pytest.mark.parametrize("channels", [(6, 4), (5, 5), (4, 6)])
+@pytest.mark.parametrize("order", [1, 3])
+def test_repeated_nodes_input_equals_materialized_repeat(channels, order):
+    """forward(x, repeats=2) (products on the coarse nodes, gradients folded back) gives the
+    output and gradients of the layer on x.repeat_interleave(2, 0), for the Clenshaw
+    ordering, the basis ordering (which repeats x itself) and order 1."""
+    graph, _ = random_graph(num_nodes=8, seed=3)
+    torch.manual_seed(channels[0] + order)
+    conv = ChebConv(graph, *channels, order=order, batch_norm=False, relu=True).double()
+    with torch.no_grad():
+        conv.bias.normal_()
+    coarse = torch.randn(4, 3, channels[0], dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(8, 3, channels[1], dtype=torch.float64)
+    out = conv(coarse, repeats=2)
+    out.backward(upstream)
+    grads = (coarse.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone())
+    conv.zero_grad()
+    fine = coarse.detach().clone().requires_grad_()
+    expected = conv(fine.repeat_interleave(2, dim=0))
+    expected.backward(upstream)
+    torch.testing.assert_close(out, expected)
+    for actual, reference in zip(grads, (fine.grad, conv.weight.grad, conv.bias.grad)):
+        torch.testing.assert_close(actual, reference)
+    with pytest.raises(Pose2MeshError, match=r"N/2=4"):
+        conv(torch.randn(8, 3, channels[0], dtype=torch.float64), repeats=2)

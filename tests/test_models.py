@@ -99,6 +99,48 @@ def test_meshnet_hand_shape_and_vertex_order(hand):
     assert net.plan == HAND_PLAN
 
 
+def materialized_upsampling_forward(net: MeshNet, features: torch.Tensor) -> torch.Tensor:
+    """MeshNet's data flow written out with an explicit ``repeat_interleave(2)`` between
+    blocks (the original's upsampling), from the same modules."""
+    batch = features.shape[0]
+    x = features.transpose(0, 1).contiguous()
+    for conv in net.skeleton_convs:
+        x = conv(x)
+    x = net.fc(x.transpose(0, 1).reshape(batch, -1))
+    x = x.view(batch, -1, net.fc_channels).transpose(0, 1).contiguous()
+    for index, block in enumerate(net.blocks):
+        x = block(x.repeat_interleave(2, dim=0) if index else x)
+    for conv in net.head:
+        x = conv(x)
+    return x.index_select(0, net.inverse_perm).transpose(0, 1)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_meshnet_implicit_upsampling_equals_repeat_interleave(hand, train):
+    """Blocks fed the coarser level with repeats=2 give the outputs and parameter gradients of
+    the materialized 2x upsampling (train mode: batch statistics of the repeated nodes)."""
+    _, hierarchy = hand
+    torch.manual_seed(0)
+    net = MeshNet(hierarchy, skeleton_laplacian(get_joint_set("mano"))).double().train(train)
+    if not train:  # non-trivial running statistics
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+    features = torch.randn(3, 21, 5, dtype=torch.float64)
+    upstream = torch.randn(3, hierarchy.num_vertices, 3, dtype=torch.float64)
+    outputs, grads = [], []
+    for forward in (net, lambda f: materialized_upsampling_forward(net, f)):
+        net.zero_grad()
+        out = forward(features)
+        out.backward(upstream)
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in net.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for actual, expected in zip(*grads):
+        torch.testing.assert_close(actual, expected)
+
+
 def original_meshnet_parameter_count(num_joints: int, sizes: list[int], plan: str) -> int:
     """The original release's MeshNet: one Linear(K*Fin, Fout) (+ BatchNorm1d(Fout) except on
     the very last layer) per graph convolution, K = 3, and the FC from the skeleton onto the

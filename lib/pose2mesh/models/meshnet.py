@@ -7,10 +7,12 @@ Data flow (everything vertex-major, ``(nodes, B, channels)``):
    the coarsest level of the hierarchy is not used, as in the original;
 3. one residual block per mesh level from level L-2 down to level 0: Chebyshev convolutions
    (BN + ReLU), plus the block input mapped to the block's output width by linear
-   interpolation over the channel axis (the original's parameter-free shortcut), then 2x
-   upsampling to the next finer level with
-   ``repeat_interleave(2)`` on the node axis (the hierarchy's binary-tree property) -- except
-   after the last block, which runs on level 0;
+   interpolation over the channel axis (the original's parameter-free shortcut); between
+   blocks, 2x upsampling to the next finer level repeats every node twice (the hierarchy's
+   binary-tree property). The repeat is not materialized: each block after the first takes
+   the coarser output and its first convolution and shortcut work on the repeated nodes
+   implicitly (``ChebConv(x, repeats=2)``, broadcast add), with the same result as
+   ``repeat_interleave(2)`` on the node axis;
 4. a head on level 0 (128 -> 64 -> 3), no BN/ReLU on its last layer and no shortcut;
 5. ``index_select`` of ``hierarchy.inverse_perm``: the padded level-0 nodes back to the body
    model's vertex order (fake nodes dropped), returned batch-major (B, V, 3) in metres.
@@ -82,7 +84,9 @@ def plan_for_levels(num_levels: int) -> MeshNetPlan:
 class ResidualGraphBlock(nn.Module):
     """Chebyshev convolutions (each BN + ReLU) plus a channel-interpolated shortcut.
 
-    ``forward(x)``: (N, B, C_in) -> (N, B, widths[-1]).
+    ``forward(x, repeats=1)``: (N / repeats, B, C_in) -> (N, B, widths[-1]) on the block's
+    N-node level; with ``repeats > 1`` the input is the coarser level's features, each node
+    standing for ``repeats`` consecutive nodes (an upsampling by repetition, not stored).
     """
 
     def __init__(self, laplacian: GraphLaplacian, in_channels: int, widths: tuple[int, ...],
@@ -95,16 +99,17 @@ class ResidualGraphBlock(nn.Module):
         )
         self.in_channels, self.out_channels = in_channels, widths[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
-        for conv in self.convs:
+    def forward(self, x: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        y = self.convs[0](x, repeats)
+        for conv in self.convs[1:]:
             y = conv(y)
-        if self.in_channels == self.out_channels:
-            return y + x
         nodes, batch, _ = x.shape
-        skip = F.interpolate(x.reshape(nodes * batch, 1, self.in_channels), size=self.out_channels,
-                             mode="linear", align_corners=False)
-        return y + skip.view(nodes, batch, self.out_channels)
+        skip = x
+        if self.in_channels != self.out_channels:
+            skip = F.interpolate(x.reshape(nodes * batch, 1, self.in_channels),
+                                 size=self.out_channels, mode="linear", align_corners=False)
+        skip = skip.view(nodes, 1, batch, self.out_channels)
+        return (y.view(nodes, repeats, batch, self.out_channels) + skip).view(y.shape)
 
 
 class MeshNet(nn.Module):
@@ -181,11 +186,9 @@ class MeshNet(nn.Module):
             x = conv(x)
         x = self.fc(x.transpose(0, 1).reshape(batch, -1))  # (B, n_{L-2} * C)
         x = x.view(batch, -1, self.fc_channels).transpose(0, 1).contiguous()  # (n, B, C)
-        last = len(self.blocks) - 1
-        for index, block in enumerate(self.blocks):
-            x = block(x)
-            if index < last:
-                x = x.repeat_interleave(2, dim=0)
+        x = self.blocks[0](x)
+        for block in self.blocks[1:]:
+            x = block(x, repeats=2)  # 2x upsampling from the previous level
         for conv in self.head:
             x = conv(x)
         vertices = x.index_select(0, self.inverse_perm)  # (V, B, 3), body-model order
