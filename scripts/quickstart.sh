@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: install, train a small PoseNet then Pose2Mesh on synthetic anny bodies,
 # evaluate both, and run the demo on a sample 2D pose the project generates itself.
-# About 13 minutes on a 2-core CPU, plus 2-4 minutes of installation on a new machine.
+# About 11-12 minutes on a 2-core CPU, plus 2-4 minutes of installation on a new machine.
 # Outputs go under experiment/quickstart_*/ and demo/result/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
