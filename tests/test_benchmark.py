@@ -15,6 +15,7 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["machine"]["torch"] and report["machine"]["torch_threads"] >= 1
+    assert report["machine"]["thp_alloc"] in ("0", "1") and "kernel_thp" in report["machine"]
     assert report["settings"]["quick"] and report["settings"]["batch"] == 4
     results = report["results"]
     graph = results["graph"]
