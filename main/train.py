@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 
 from pose2mesh.config import load_config
+from pose2mesh.engine.cli import experiment_parser
 from pose2mesh.errors import exit_on_user_error
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cfg", required=True, help="experiment config (YAML)")
-    parser.add_argument("--gpu", default="", help="CUDA devices for DataParallel, e.g. 0,1 (default: cfg.DEVICE)")
+    parser = experiment_parser(__doc__.split("\n")[0])
     parser.add_argument("--resume_training", action="store_true",
                         help="continue the newest checkpoint of --exp_dir (default: the newest experiment)")
     parser.add_argument("--debug", action="store_true", help="tiny datasets, 2 epochs, no loader workers")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: cfg.SEED = 123)")
-    parser.add_argument("--exp_dir", default=None, help="output folder (default: OUTPUT_ROOT/exp_<time>)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return parser.parse_args(argv)
 
 

@@ -21,20 +21,21 @@ from pose2mesh.models import (
 )
 
 
-@pytest.fixture(scope="session")
-def body(tmp_path_factory):
-    model = build_body_model("anny")
-    hierarchy = build_mesh_hierarchy(model.faces.numpy(), model.num_vertices, 9,
+def model_and_hierarchy(name: str, levels: int, tmp_path_factory):
+    model = build_body_model(name)
+    hierarchy = build_mesh_hierarchy(model.faces.numpy(), model.num_vertices, levels,
                                      cache_dir=tmp_path_factory.mktemp("graphs"))
     return model, hierarchy
+
+
+@pytest.fixture(scope="session")
+def body(tmp_path_factory):
+    return model_and_hierarchy("anny", 9, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def hand(tmp_path_factory):
-    model = build_body_model("anny_hand")
-    hierarchy = build_mesh_hierarchy(model.faces.numpy(), model.num_vertices, 6,
-                                     cache_dir=tmp_path_factory.mktemp("graphs"))
-    return model, hierarchy
+    return model_and_hierarchy("anny_hand", 6, tmp_path_factory)
 
 
 def small_cfg(name: str = "pose2mesh_net", hidden: int = 64, dropout: float = 0.0):

@@ -9,6 +9,7 @@
 - :mod:`~pose2mesh.engine.distributed`: DataParallel / DistributedDataParallel helpers;
 - :mod:`~pose2mesh.engine.experiment`: ``experiment/exp_<time>/`` folders;
 - :mod:`~pose2mesh.engine.logging`: text log, TensorBoard scalars, PNG curves.
+- :mod:`~pose2mesh.engine.cli`: the command-line arguments main/train.py and main/test.py share.
 
 Submodules are imported on use (``from pose2mesh.engine.trainer import run_training``) so
 that importing the package stays cheap.
