@@ -21,6 +21,10 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     graph = results["graph"]
     assert graph["vertices"] == 1229 and graph["level_sizes"][0] >= 1229 and graph["build_s"] > 0
     assert all(a == 2 * b for a, b in zip(graph["level_sizes"], graph["level_sizes"][1:]))
+    gemm = results["gemm"]
+    assert gemm["level0_128x128_gflops"] > 0 and gemm["level3_256x256_gflops"] > 0
+    assert gemm["alloc_fill_level0_mb"] == round(graph["level_sizes"][0] * 4 * 128 * 4 / 2**20, 1)
+    assert gemm["alloc_fill_level0_ms"] > 0
     for name in ("data", "posenet_train", "pose2mesh_train", "pose2mesh_infer"):
         assert results[name]["samples_per_s"] > 0 and results[name]["peak_rss_gb"] > 0, name
     assert results["pose2mesh_train"]["parameters"] > results["posenet_train"]["parameters"]

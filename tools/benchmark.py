@@ -11,6 +11,10 @@ alone) on synthetic anny data, with the shipped synthetic configs and the same b
 trainer uses:
 
 * ``graph``: mesh hierarchy build time (no cache) and cache load time;
+* ``gemm``: dense matrix-product GFLOPS at MeshNet's level-0 (128 x 128) and level-3
+  (256 x 256) shapes, the compute ceiling of the graph convolutions, and the time to
+  allocate and fill one fresh level-0 activation (first-touch page faults; compare with
+  ``THP_MEM_ALLOC_ENABLE=0``);
 * ``data``: synthetic training samples/s through the DataLoader, including the batched
   body-model forward and target building on the device (``prepare_batch``);
 * ``posenet_train`` / ``pose2mesh_train``: samples/s of full training steps (forward, loss,
@@ -38,7 +42,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = "decimated6890"
 DEFAULT_CFG = REPO_ROOT / "asset/yaml/pose2mesh_human36J_train_synthetic.yml"
-PHASES = ("graph", "data", "posenet_train", "pose2mesh_train", "pose2mesh_infer")
+PHASES = ("graph", "gemm", "data", "posenet_train", "pose2mesh_train", "pose2mesh_infer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -214,6 +218,33 @@ def phase_graph(args) -> dict:
             "padding": round(sizes[0] / body_model.num_vertices, 4),
             "build_s": round(build_s, 4), "cache_load_s": round(load_s, 4),
             "levels": len(sizes), **_peak_memory(device)}
+
+
+def phase_gemm(args) -> dict:
+    import torch
+
+    from pose2mesh.engine import builders
+
+    device = _setup(args)
+    cfg = _config(args.cfg, args)
+    sizes = builders.build_hierarchy(cfg, builders.build_body_model(cfg, device)).sizes
+
+    def gflops(rows: int, width: int) -> float:
+        """(rows, width) @ (width, width) into a preallocated output."""
+        features = torch.randn(rows, width, device=device)
+        weight = torch.randn(width, width, device=device)
+        out = torch.empty(rows, width, device=device)
+        seconds = _timed(lambda: torch.mm(features, weight, out=out), device, args.steps, args.warmup)
+        return round(2 * rows * width * width / seconds / 1e9, 1)
+
+    result = {f"level{level}_{width}x{width}_gflops": gflops(int(sizes[level]) * args.batch, width)
+              for level, width in ((0, 128), (min(3, len(sizes) - 1), 256))}
+    rows = int(sizes[0]) * args.batch
+    seconds = _timed(lambda: torch.empty(rows, 128, device=device).fill_(1.0), device, args.steps,
+                     args.warmup)
+    result["alloc_fill_level0_mb"] = round(rows * 128 * 4 / 2**20, 1)
+    result["alloc_fill_level0_ms"] = round(seconds * 1000, 2)
+    return {**result, **_peak_memory(device)}
 
 
 def phase_data(args) -> dict:

@@ -12,8 +12,9 @@ move each original vertex's weight onto its cluster's representative, so every r
 row keeps its sum.
 
 On an anny base only the kept vertices are computed (an anny model restricted to those
-rows, :meth:`pose2mesh.body_models.anny_model.AnnyModel.vertex_subset_anny`): a batch-64
-forward at 6,890 vertices takes ~60 ms instead of ~95 ms for the full 13,718 on 2 CPU cores.
+rows, :meth:`pose2mesh.body_models.anny_model.AnnyModel.vertex_subset_anny`), which took
+the synthetic data pipeline at 6,890 vertices from 376 to 612 samples/s on 2 CPU cores
+(``python tools/benchmark.py --phases data``).
 Other bases compute their full mesh and select the kept vertices.
 """
 from __future__ import annotations

@@ -29,9 +29,10 @@ work falls by ~24%) and the repeated input is never stored. The result equals th
 applied to ``x.repeat_interleave(r, 0)`` up to round-off.
 
 Performance notes (2-core AVX2 CPU, 6,890-vertex mesh, B = 64): the cost is dominated by
-fresh large allocations as much as by arithmetic (first-touch page faults cost ~0.4 ms/MB
-with 4 KB pages: ~90 ms for a (N*B, 128) buffer that a 128x128 product fills in ~150 ms;
-the huge pages that importing pose2mesh turns on cut that ~4x), so the scheme
+fresh large allocations as much as by arithmetic (with 4 KB pages, allocating and filling a
+level-0 (N*B, 128) buffer takes ~130 ms, about what a 128x128 product into it takes; the huge
+pages that importing pose2mesh turns on cut that ~5x; ``tools/benchmark.py --phases gemm``),
+so the scheme
 minimizes new buffers: the Clenshaw steps and the gradient accumulation run in place, and
 the ReLU runs in place inside the layer (a ReLU on the returned view would make autograd
 clone the whole gradient). Concatenating
