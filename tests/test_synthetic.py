@@ -91,6 +91,32 @@ def test_prepared_batch_is_consistent_with_the_camera(anny_hand):
     assert ((extent_m > 0.1) & (extent_m < 0.3)).all()
 
 
+def test_camera_turned_body_equals_the_world_body_seen_by_the_camera(anny_body):
+    """prepare_batch turns the body's root instead of moving the camera: its targets must
+    equal the world-frame body transformed by the explicit look-at camera."""
+    dataset = Synthetic(body_cfg("SYNTHETIC.roll_deg", "[-20, 20]"), "test", anny_body.bone_labels)
+    batch = collate(dataset, 6)
+    out = dataset.prepare_batch(batch, anny_body)
+    world_m = anny_body(pose_aa=batch["pose_aa"], phenotype=batch["phenotype"])
+    joints_m = anny_body.regress_joints(world_m, "human36")
+    rotation, direction = look_at_rotation(
+        batch["cam_azimuth_rad"], batch["cam_elevation_rad"], batch["cam_roll_rad"])
+    root_m = joints_m[:, dataset.target_joint_set.root]
+    centre_m = root_m + batch["cam_distance_m"][:, None] * direction
+
+    def to_camera(points_m):
+        return torch.einsum("bij,bnj->bni", rotation, points_m - centre_m[:, None])
+
+    mesh_cam_m, joints_cam_m = to_camera(world_m), to_camera(joints_m)
+    root_cam_m = joints_cam_m[:, dataset.target_joint_set.root]
+    torch.testing.assert_close(out["mesh_m"], mesh_cam_m - root_cam_m[:, None], atol=2e-5, rtol=0)
+    torch.testing.assert_close(out["reg_pose3d_mm"], (joints_cam_m - root_cam_m[:, None]) * 1000.0,
+                               atol=2e-2, rtol=0)
+    focal = batch["focal_px"][:, None].expand(-1, 2)
+    uv = project_perspective(joints_cam_m, focal, batch["princpt_px"])
+    torch.testing.assert_close(out["pose2d"], standardize_pose2d(uv), atol=1e-4, rtol=0)
+
+
 def test_noise_is_seeded_and_applied_only_without_gt_input(anny_hand):
     noisy_cfg = hand_cfg("DATASET.use_gt_input", "False", "SYNTHETIC.noise_2d", "gaussian")
     noisy = Synthetic(noisy_cfg, "test", anny_hand.bone_labels)

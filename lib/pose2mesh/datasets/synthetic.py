@@ -20,6 +20,7 @@ from pose2mesh.camera import project_perspective, standardize_pose2d
 from pose2mesh.datasets.base import Pose2MeshDataset, root_relative
 from pose2mesh.datasets.noise import detector_noise_px
 from pose2mesh.datasets.pose_prior import BodyPosePrior, HandPosePrior, sample_phenotypes
+from pose2mesh.datasets.smpl_targets import compose_root_rotation
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
 
@@ -174,45 +175,51 @@ class Synthetic(Pose2MeshDataset):
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, torch.Tensor], body_model) -> dict[str, torch.Tensor]:
-        """Body-model forward, virtual camera, projection and normalisation for a batch."""
-        vertices_m = body_model(pose_aa=batch["pose_aa"], phenotype=batch["phenotype"])
+        """Body-model forward, virtual camera, projection and normalisation for a batch.
+
+        The camera (world-to-camera rotation R, centre ``c = root + d * direction``, looking
+        at the target root joint) is applied by posing the body with its root orientation
+        turned by R (``compose_root_rotation``: a world-axes rotation about the root bone's
+        head) instead of moving the vertices afterwards. Every posed point p' is then
+        ``R (p - h) + h`` for the fixed head h, and the regressors' rows sum to one, so
+        ``R (p - c) = (p' - root') + (0, 0, d)``: camera coordinates need one subtraction, and
+        the mesh needs no rotation pass of its own.
+        """
+        rotation, _ = look_at_rotation(
+            batch["cam_azimuth_rad"], batch["cam_elevation_rad"], batch["cam_roll_rad"]
+        )
+        turned_pose_aa = compose_root_rotation(batch["pose_aa"], rotation)
+        vertices_m = body_model(pose_aa=turned_pose_aa, phenotype=batch["phenotype"])
         input_joints_m = body_model.regress_joints(vertices_m, self.joint_set.name)
         target_joints_m = (
             input_joints_m if self.target_joint_set.name == self.joint_set.name
             else body_model.regress_joints(vertices_m, self.target_joint_set.name)
         )
         target_root_m = target_joints_m[:, self.target_joint_set.root]
+        camera_offset_m = torch.zeros_like(target_root_m)
+        camera_offset_m[:, 2] = batch["cam_distance_m"]
 
-        rotation, direction = look_at_rotation(
-            batch["cam_azimuth_rad"], batch["cam_elevation_rad"], batch["cam_roll_rad"]
-        )
-        camera_centre_m = target_root_m + batch["cam_distance_m"][:, None] * direction
-
-        def to_camera(points_m: torch.Tensor) -> torch.Tensor:
-            return torch.einsum("bij,bnj->bni", rotation, points_m - camera_centre_m[:, None])
-
-        input_cam_m = to_camera(input_joints_m)
-        target_cam_m = to_camera(target_joints_m)
+        input_cam_m = root_relative(input_joints_m, target_root_m - camera_offset_m)
         focal_px = batch["focal_px"][:, None].expand(-1, 2)
         uv_px = project_perspective(input_cam_m, focal_px, batch["princpt_px"])
         if "noise_px" in batch:
             uv_px = uv_px + batch["noise_px"]
         pose2d = standardize_pose2d(uv_px)
-        lift_mm = root_relative(input_cam_m, input_cam_m[:, self.joint_set.root]) * 1000.0
+        lift_mm = root_relative(input_joints_m, input_joints_m[:, self.joint_set.root]) * 1000.0
         if self.flip:
             pose2d, lift_mm = self._flip(pose2d, lift_mm, batch["flip"] > 0.5)
 
+        target_mm = root_relative(target_joints_m, target_root_m) * 1000.0
         out = {
             "pose2d": pose2d,
             "lift_pose3d_mm": lift_mm,
             "lift_pose3d_valid": torch.ones_like(lift_mm[..., :1]),
-            "reg_pose3d_mm": root_relative(target_cam_m, target_cam_m[:, self.target_joint_set.root]) * 1000.0,
+            "reg_pose3d_mm": target_mm,
+            "reg_pose3d_valid": torch.ones_like(target_mm[..., :1]),
         }
-        out["reg_pose3d_valid"] = torch.ones_like(out["reg_pose3d_mm"][..., :1])
         if self.has_mesh_targets:
-            target_root_cam_m = target_cam_m[:, self.target_joint_set.root]
-            out["mesh_m"] = root_relative(to_camera(vertices_m), target_root_cam_m)
-            out["mesh_valid"] = torch.ones_like(out["mesh_m"][:, :1, :1])
+            out["mesh_m"] = vertices_m.sub_(target_root_m[:, None])  # in place: no new buffer
+            out["mesh_valid"] = torch.ones_like(vertices_m[:, :1, :1])
         return out
 
     def _flip(

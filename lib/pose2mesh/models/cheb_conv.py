@@ -172,7 +172,9 @@ class _ChebyshevConv(torch.autograd.Function):
                         for y in [out] + [rows @ w for w in weight[1:]]]
             coefficients = [y.to(laplacian.dtype).view(num_nodes * repeats, -1) for y in products]
             result = _clenshaw_(laplacian, coefficients).view(products[0].shape)
-            return products[0].copy_(result)  # a no-op (same storage) unless autocast cast y_0
+            if result.data_ptr() == products[0].data_ptr():  # y_0's own storage: no copy pass
+                return products[0]
+            return products[0].copy_(result)  # autocast: y_0 was cast to the sparse dtype
 
     @staticmethod
     def backward(ctx, grad):
