@@ -188,19 +188,19 @@ def test_eval_batch_norm_folded_into_weights(affine):
         assert conv.weight.grad is not None and bn.weight.grad is not None
 
 
-def test_autocast_bf16_cpu_close_to_float32():
-    graph, _ = random_graph()
+@pytest.mark.parametrize("channels, repeats", [((8, 16), 1), ((16, 8), 1), ((16, 8), 2)])
+def test_autocast_bf16_cpu_close_to_float32(channels, repeats):
+    graph, _ = random_graph(num_nodes=12)
     torch.manual_seed(0)
-    for channels in [(8, 16), (16, 8)]:
-        conv = ChebConv(graph, *channels, order=3, batch_norm=False)
-        x = torch.randn(graph.num_nodes, 4, channels[0], requires_grad=True)
-        reference = conv(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = conv(x)
-        assert out.dtype == torch.bfloat16
-        torch.testing.assert_close(out.float(), reference, rtol=5e-2, atol=5e-2)
-        out.float().sum().backward()
-        assert x.grad is not None and torch.isfinite(x.grad).all()
+    conv = ChebConv(graph, *channels, order=3, batch_norm=False)
+    x = torch.randn(graph.num_nodes // repeats, 4, channels[0], requires_grad=True)
+    reference = conv(x, repeats)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x, repeats)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, rtol=5e-2, atol=5e-2)
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
 def test_buffers_state_dict_cache_and_copies():
@@ -243,27 +243,45 @@ def test_cuda_matches_cpu():
 
 
 @pytest.mark.parametrize("channels", [(6, 4), (5, 5), (4, 6)])
-@pytest.mark.parametrize("order", [1, 3])
-def test_repeated_nodes_input_equals_materialized_repeat(channels, order):
-    """forward(x, repeats=2) (products on the coarse nodes, gradients folded back) gives the
-    output and gradients of the layer on x.repeat_interleave(2, 0), for the Clenshaw
-    ordering, the basis ordering (which repeats x itself) and order 1."""
-    graph, _ = random_graph(num_nodes=8, seed=3)
+@pytest.mark.parametrize("order, repeats", [(1, 2), (2, 2), (3, 2), (4, 2), (5, 3), (3, 3)])
+def test_repeated_nodes_input_equals_materialized_repeat(channels, order, repeats):
+    """forward(x, repeats=r) (products on the coarse nodes, the repetition folded into the
+    sparse operators, gradients folded back) gives the output and gradients of the layer on
+    x.repeat_interleave(r, 0), for the Clenshaw ordering at orders 2 (the stacked operator
+    gives the result directly), 3 and 4-5 (further recurrence steps), the basis ordering
+    (which repeats x itself) and order 1."""
+    graph, _ = random_graph(num_nodes=12, seed=3)
     torch.manual_seed(channels[0] + order)
     conv = ChebConv(graph, *channels, order=order, batch_norm=False, relu=True).double()
     with torch.no_grad():
         conv.bias.normal_()
-    coarse = torch.randn(4, 3, channels[0], dtype=torch.float64, requires_grad=True)
-    upstream = torch.randn(8, 3, channels[1], dtype=torch.float64)
-    out = conv(coarse, repeats=2)
+    coarse = torch.randn(12 // repeats, 3, channels[0], dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(12, 3, channels[1], dtype=torch.float64)
+    out = conv(coarse, repeats=repeats)
     out.backward(upstream)
     grads = (coarse.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone())
     conv.zero_grad()
     fine = coarse.detach().clone().requires_grad_()
-    expected = conv(fine.repeat_interleave(2, dim=0))
+    expected = conv(fine.repeat_interleave(repeats, dim=0))
     expected.backward(upstream)
     torch.testing.assert_close(out, expected)
     for actual, reference in zip(grads, (fine.grad, conv.weight.grad, conv.bias.grad)):
         torch.testing.assert_close(actual, reference)
-    with pytest.raises(Pose2MeshError, match=r"N/2=4"):
-        conv(torch.randn(8, 3, channels[0], dtype=torch.float64), repeats=2)
+    with pytest.raises(Pose2MeshError, match=rf"N/{repeats}={12 // repeats}"):
+        conv(torch.randn(12, 3, channels[0], dtype=torch.float64), repeats=repeats)
+
+
+def test_repeat_operators_match_dense_products():
+    """[P | L P] and (L P)^T against dense matrices built from the definition of P."""
+    graph, _ = random_graph(num_nodes=12, seed=5)
+    laplacian = graph.matrix(torch.float64).to_dense()
+    for repeats in (2, 3, 4):
+        operators = graph.repeat_operators(repeats, torch.float64)
+        repetition = torch.eye(12 // repeats, dtype=torch.float64).repeat_interleave(repeats, dim=0)
+        torch.testing.assert_close(operators.stacked.to_dense(),
+                                   torch.cat([repetition, laplacian @ repetition], dim=1))
+        torch.testing.assert_close(operators.folded_laplacian.to_dense(),
+                                   (laplacian @ repetition).t())
+        assert graph.repeat_operators(repeats, torch.float64) is operators  # cached
+    with pytest.raises(Pose2MeshError, match="not a 5x repetition"):
+        graph.repeat_operators(5)

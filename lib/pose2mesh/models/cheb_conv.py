@@ -21,12 +21,16 @@ the output gradient g) ``grad_x = sum_k g_k W_k^T`` (in-place ``addmm_``) and
 with autocast disabled; dense products follow autocast.
 
 **Upsampled inputs** (``forward(x, repeats=r)``): MeshNet feeds each block the previous
-level's output with every node repeated r = 2 times. Since ``up(x) W = up(x W)``, a Clenshaw
-layer multiplies the coarse x by the weights and repeats the (narrower) products, and its
-backward folds each ``g_k`` onto the coarse nodes (summing the r copies) before the weight
-and input products, so the dense products of that layer cost 1/r as much (MeshNet's dense
-work falls by ~24%) and the repeated input is never stored. The result equals the layer
-applied to ``x.repeat_interleave(r, 0)`` up to round-off.
+level's output with every node repeated r = 2 times (the repetition matrix P, (N, n)). Since
+``up(x) W = up(x W)``, a Clenshaw layer multiplies the coarse x by the weights, and the
+repetition goes into the sparse operators instead of into buffers: the first Clenshaw step
+``b_{K-2} = [P | L P] [z_{K-2}; 2 z_{K-1}]`` is one sparse product straight from the coarse
+products, and ``b_{K-1} = P z_{K-1}`` is never formed (:func:`_repeated_clenshaw`). Backward
+folds the gradient onto the coarse nodes with ``(L P)^T`` (:func:`_folded_basis`), so only
+``T_1 g .. T_{K-2} g`` exist at full size. The dense products of such a layer cost 1/r as
+much (MeshNet's dense work falls by ~24%), the repeated input is never stored, and at order 3
+the layer makes two full-size buffers in forward instead of three. The result equals the
+layer applied to ``x.repeat_interleave(r, 0)`` up to round-off.
 
 Performance notes (2-core AVX2 CPU, 6,890-vertex mesh, B = 64): the cost is dominated by
 fresh large allocations as much as by arithmetic (with 4 KB pages, allocating and filling a
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,23 +58,41 @@ from torch import nn
 from pose2mesh.errors import Pose2MeshError
 
 
+class RepeatOperators(NamedTuple):
+    """Sparse CSR operators of a level's Laplacian L (N, N) combined with the repetition P
+    (N, n) that repeats each of n coarse nodes ``N / n`` times (:meth:`GraphLaplacian.repeat_operators`).
+
+    Attributes:
+        stacked: ``[P | L P]`` (N, 2n): applied to two stacked coarse operands.
+        folded_laplacian: ``(L P)^T = P^T L`` (n, N).
+    """
+
+    stacked: torch.Tensor
+    folded_laplacian: torch.Tensor
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; every other floating dtype (bf16, fp16, fp32) becomes fp32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _spmm(laplacian: torch.Tensor, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """``alpha * L @ x`` as a new (N, M) tensor. ``laplacian``: sparse CSR (N, N); x: (N, M).
+def _spmm(laplacian: torch.Tensor, x: torch.Tensor, alpha: float = 1.0,
+          out: torch.Tensor | None = None) -> torch.Tensor:
+    """``alpha * L @ x`` as a new (R, M) tensor, or written into ``out`` (R, M) contiguous.
+    ``laplacian``: sparse CSR (R, N); x: (N, M).
 
     On the CPU, ``addmm(out, L, x, beta=0, out=out)`` into a fresh buffer reaches MKL's
     sparse kernel directly and is ~2-3x faster than ``L @ x`` (which zero-fills and then
     accumulates); other devices use the plain sparse product.
     """
     if x.device.type == "cpu":
-        out = torch.empty_like(x)
+        if out is None:
+            out = x.new_empty(laplacian.shape[0], x.shape[1])
         return torch.addmm(out, laplacian, x, beta=0.0, alpha=alpha, out=out)
-    out = torch.sparse.mm(laplacian, x)
-    return out.mul_(alpha) if alpha != 1.0 else out
+    product = torch.sparse.mm(laplacian, x)
+    if alpha != 1.0:
+        product.mul_(alpha)
+    return product if out is None else out.copy_(product)
 
 
 def _spmm_accumulate_(target: torch.Tensor, laplacian: torch.Tensor, x: torch.Tensor,
@@ -112,6 +135,67 @@ def _clenshaw_(laplacian: torch.Tensor, coefficients: list[torch.Tensor]) -> tor
     return following
 
 
+def _repeated_clenshaw(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                       laplacian: torch.Tensor, operators: RepeatOperators, repeats: int,
+                       batch: int) -> torch.Tensor:
+    """``sum_k T_k(L) P (rows W_k) + bias`` as a new (N*B, C_out) tensor in the sparse dtype,
+    where P repeats each of the n coarse nodes ``repeats`` times (N = repeats * n).
+
+    rows: (n*B, C_in) node-major; weight (K, C_in, C_out) with K >= 2; bias (C_out,).
+    Clenshaw's recurrence with ``z_k = rows W_k`` on the coarse nodes, keeping
+    ``b_{K-1} = P z_{K-1}`` implicit: ``b_{K-2} = [P | L P] [z_{K-2}; s z_{K-1}]`` (s = 2, or
+    1 when K = 2 and b_0 is the result) is one sparse product with the (N, 2n) operator
+    straight from the coarse products, and the next step uses ``P (z_{K-3} - z_{K-1})``. No
+    coarse product is repeated into a buffer of its own except the one that starts each
+    remaining step.
+    """
+    order, out_channels = len(weight), weight.shape[-1]
+    coarse_nodes = rows.shape[0] // batch
+    sparse_dtype = laplacian.dtype
+    pair = rows.new_empty(2, rows.shape[0], out_channels)  # [z_{K-2}; s z_{K-1}]
+    if order == 2:
+        torch.addmm(bias, rows, weight[0], out=pair[0])
+        torch.mm(rows, weight[1], out=pair[1])
+    else:
+        torch.mm(rows, weight[-2], out=pair[0])
+        torch.mm(rows, 2.0 * weight[-1], out=pair[1])
+    pair = pair.to(sparse_dtype).view(2 * coarse_nodes, -1)
+    following = pair.new_empty(coarse_nodes * repeats * batch, out_channels)  # b_{K-2}
+    _spmm(operators.stacked, pair, out=following.view(coarse_nodes * repeats, -1))
+    after_next = None  # b_{k+2}; None while it is the implicit P z_{K-1}
+    for k in range(order - 3, -1, -1):
+        z = (torch.addmm(bias, rows, weight[0]) if k == 0 else rows @ weight[k]).to(sparse_dtype)
+        if after_next is None:
+            z.sub_(pair[coarse_nodes:].view(z.shape), alpha=0.5)
+        current = _repeat_nodes(z, repeats, batch)
+        _spmm_accumulate_(current.view(coarse_nodes * repeats, -1), laplacian,
+                          following.view(coarse_nodes * repeats, -1),
+                          alpha=1.0 if k == 0 else 2.0)
+        if after_next is not None:
+            current.sub_(after_next)
+        after_next, following = following, current
+    return following
+
+
+def _folded_basis(laplacian: torch.Tensor, folded_laplacian: torch.Tensor, g: torch.Tensor,
+                  order: int, repeats: int) -> list[torch.Tensor]:
+    """``[P^T T_k(L) g for k < order]``, each (n, M), for node-major g (N, M), where ``P^T``
+    sums each coarse node's ``repeats`` consecutive rows.
+
+    Only ``T_1 g .. T_{K-2} g`` are formed at full size; each folded term comes from the
+    (n, N) operator ``(L P)^T = P^T L``: ``P^T T_k g = 2 (L P)^T T_{k-1} g - P^T T_{k-2} g``
+    (``P^T T_1 g = (L P)^T g``).
+    """
+    full = [g] + _basis(laplacian, g, order - 1)
+    folded = [_fold_nodes(g, repeats)]
+    for k in range(1, order):
+        term = _spmm(folded_laplacian, full[k - 1], alpha=1.0 if k == 1 else 2.0)
+        if k >= 2:
+            term.sub_(folded[k - 2])
+        folded.append(term)
+    return folded
+
+
 def _repeat_nodes(rows: torch.Tensor, repeats: int, batch: int) -> torch.Tensor:
     """Node-major rows (n*B, C) -> a new (n*repeats*B, C) tensor with every node's B rows
     repeated ``repeats`` times in a row (``rows`` itself when ``repeats == 1``)."""
@@ -123,16 +207,14 @@ def _repeat_nodes(rows: torch.Tensor, repeats: int, batch: int) -> torch.Tensor:
     return out
 
 
-def _fold_nodes(rows: torch.Tensor, repeats: int, batch: int) -> torch.Tensor:
-    """Node-major rows (n*repeats*B, C) -> (n*B, C): each node's rows summed over its
-    ``repeats`` consecutive copies (the adjoint of :func:`_repeat_nodes`)."""
-    if repeats == 1:
-        return rows
-    copies = rows.view(-1, repeats, batch * rows.shape[1])
+def _fold_nodes(node_major: torch.Tensor, repeats: int) -> torch.Tensor:
+    """(n*repeats, M) -> a new (n, M): each node's ``repeats`` consecutive rows summed (the
+    adjoint of repeating every node ``repeats`` times)."""
+    copies = node_major.view(-1, repeats, node_major.shape[1])
     folded = copies[:, 0] + copies[:, 1]  # two-operand adds: ~2x faster than sum(1) here
     for copy in range(2, repeats):
         folded += copies[:, copy]
-    return folded.view(-1, rows.shape[1])
+    return folded
 
 
 def _combine(terms: list[torch.Tensor], weights: list[torch.Tensor],
@@ -151,30 +233,33 @@ class _ChebyshevConv(torch.autograd.Function):
     x: (n, B, C_in) with ``n * repeats = N`` (the Laplacian's size), weight: (K, C_in, C_out),
     bias: (C_out,), all in the dense dtype (the autocast dtype or the input's); ``laplacian``
     in the sparse dtype; returns (N*B, C_out) in the dense dtype. ``input_side`` picks the
-    forward ordering (basis or Clenshaw; the basis ordering needs ``repeats == 1``). Only x
-    is saved: backward runs the basis recursion on the output gradient g (L is symmetric),
-    folds it onto the n input nodes, ``grad_x = sum_k fold(T_k(L) g) W_k^T`` and
-    ``grad_W_k = x^T fold(T_k(L) g)``.
+    forward ordering (basis or Clenshaw; the basis ordering needs ``repeats == 1``);
+    ``operators`` are the level's :class:`RepeatOperators` when ``repeats > 1``. Only x is
+    saved: backward runs the basis recursion on the output gradient g (L is symmetric),
+    folded onto the n input nodes (``P^T``), ``grad_x = sum_k P^T T_k(L) g W_k^T`` and
+    ``grad_W_k = x^T P^T T_k(L) g``.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, laplacian, input_side, repeats):
-        ctx.laplacian, ctx.repeats = laplacian, repeats
+    def forward(ctx, x, weight, bias, laplacian, input_side, repeats, operators):
+        ctx.laplacian, ctx.repeats, ctx.operators = laplacian, repeats, operators
         ctx.save_for_backward(x, weight)
         num_nodes, batch, in_channels = x.shape
         rows = x.view(num_nodes * batch, in_channels)
         with torch.autocast(device_type=x.device.type, enabled=False):
+            if repeats > 1:
+                result = _repeated_clenshaw(rows, weight, bias, laplacian, operators, repeats, batch)
+                return result.to(x.dtype)
             out = torch.addmm(bias, rows, weight[0])
             if input_side:
                 terms = _basis(laplacian, x.view(num_nodes, -1).to(laplacian.dtype), len(weight))
                 return _combine([t.view(rows.shape) for t in terms], weight[1:], out)
-            products = [_repeat_nodes(y, repeats, batch)
-                        for y in [out] + [rows @ w for w in weight[1:]]]
-            coefficients = [y.to(laplacian.dtype).view(num_nodes * repeats, -1) for y in products]
-            result = _clenshaw_(laplacian, coefficients).view(products[0].shape)
-            if result.data_ptr() == products[0].data_ptr():  # y_0's own storage: no copy pass
-                return products[0]
-            return products[0].copy_(result)  # autocast: y_0 was cast to the sparse dtype
+            products = [out] + [rows @ w for w in weight[1:]]
+            coefficients = [y.to(laplacian.dtype).view(num_nodes, -1) for y in products]
+            result = _clenshaw_(laplacian, coefficients).view(out.shape)
+            if result.data_ptr() == out.data_ptr():  # y_0's own storage: no copy pass
+                return out
+            return out.copy_(result)  # autocast: y_0 was cast to the sparse dtype
 
     @staticmethod
     def backward(ctx, grad):
@@ -183,10 +268,14 @@ class _ChebyshevConv(torch.autograd.Function):
         num_nodes, batch, in_channels = x.shape
         grad_x = grad_weight = grad_bias = None
         with torch.autocast(device_type=x.device.type, enabled=False):
-            node_major = grad.view(num_nodes * ctx.repeats, -1)  # (N, B*C_out)
-            terms = _basis(ctx.laplacian, node_major.to(ctx.laplacian.dtype), len(weight))
-            terms = [grad] + [t.view(grad.shape).to(grad.dtype) for t in terms]
-            terms = [_fold_nodes(t, ctx.repeats, batch) for t in terms]  # (n*B, C_out)
+            node_major = grad.view(num_nodes * ctx.repeats, -1).to(ctx.laplacian.dtype)
+            if ctx.repeats == 1:
+                terms = [grad] + [t.view(grad.shape).to(grad.dtype)
+                                  for t in _basis(ctx.laplacian, node_major, len(weight))]
+            else:  # folded onto the n input nodes: (n*B, C_out) each
+                terms = _folded_basis(ctx.laplacian, ctx.operators.folded_laplacian, node_major,
+                                      len(weight), ctx.repeats)
+                terms = [t.view(-1, grad.shape[1]).to(grad.dtype) for t in terms]
             if ctx.needs_input_grad[0]:
                 grad_x = _combine(terms[1:], [w.t() for w in weight[1:]], terms[0] @ weight[0].t())
                 grad_x = grad_x.view(x.shape)
@@ -195,7 +284,7 @@ class _ChebyshevConv(torch.autograd.Function):
                 grad_weight = torch.stack([term.t() @ rows for term in terms]).transpose(1, 2)
             if ctx.needs_input_grad[2]:
                 grad_bias = grad.sum(0)
-        return grad_x, grad_weight, grad_bias, None, None, None
+        return grad_x, grad_weight, grad_bias, None, None, None, None
 
 
 def _as_csr_arrays(laplacian) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -255,6 +344,38 @@ class GraphLaplacian(nn.Module):
                 )
             self._matrices[key] = matrix
         return matrix
+
+    def repeat_operators(self, repeats: int, dtype: torch.dtype = torch.float32) -> RepeatOperators:
+        """The :class:`RepeatOperators` of this Laplacian and a ``repeats``-fold node
+        repetition, on the buffers' device in ``dtype`` (built once, cached like :meth:`matrix`)."""
+        key = (self.values.device, dtype, repeats)
+        operators = self._matrices.get(key)
+        if operators is None:
+            operators = self._build_repeat_operators(repeats, dtype)
+            self._matrices[key] = operators
+        return operators
+
+    def _build_repeat_operators(self, repeats: int, dtype: torch.dtype) -> RepeatOperators:
+        num_nodes, device = self.num_nodes, self.values.device
+        if num_nodes % repeats:
+            raise Pose2MeshError(f"a {num_nodes}-node graph is not a {repeats}x repetition of a coarser one")
+        coarse_nodes = num_nodes // repeats
+        rows = torch.repeat_interleave(torch.arange(num_nodes, device=device), self.crow_indices.diff())
+        propagated = torch.stack([rows, self.col_indices // repeats])  # L P: columns merged
+        fine = torch.arange(num_nodes, device=device)
+        repeated = torch.stack([fine, fine // repeats])  # P
+        values = self.values.to(dtype)
+
+        def csr(indices, entries, shape):
+            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.sparse_coo_tensor(indices, entries, shape).coalesce().to_sparse_csr()
+
+        offset = torch.tensor([[0], [coarse_nodes]], device=device)
+        stacked = csr(torch.cat([repeated, propagated + offset], dim=1),
+                      torch.cat([values.new_ones(num_nodes), values]), (num_nodes, 2 * coarse_nodes))
+        folded = csr(propagated.flip(0), values, (coarse_nodes, num_nodes))
+        return RepeatOperators(stacked, folded)
 
     def extra_repr(self) -> str:
         return f"num_nodes={self.num_nodes}, nnz={self.values.numel()}"
@@ -323,8 +444,11 @@ class ChebConv(nn.Module):
         else:
             if self.propagates_input and repeats > 1:  # T_k(L) acts on the repeated input
                 x, repeats = x.repeat_interleave(repeats, dim=0), 1
-            laplacian = self.laplacian.matrix(_compute_dtype(x.dtype))
-            out = _ChebyshevConv.apply(x, weight, bias, laplacian, self.propagates_input, repeats)
+            sparse_dtype = _compute_dtype(x.dtype)
+            laplacian = self.laplacian.matrix(sparse_dtype)
+            operators = self.laplacian.repeat_operators(repeats, sparse_dtype) if repeats > 1 else None
+            out = _ChebyshevConv.apply(x, weight, bias, laplacian, self.propagates_input, repeats,
+                                       operators)
         if bn is not None:
             out = bn(out)
         if self.relu:
