@@ -14,6 +14,10 @@ QUICK=(MODEL.topology notoes_collapse10pc MODEL.posenet_hidden 1024 SYNTHETIC.te
        DATASET.workers 0)
 POSENET_DIR=experiment/quickstart_posenet
 MESH_DIR=experiment/quickstart_pose2mesh
+if [ -e "$POSENET_DIR" ] || [ -e "$MESH_DIR" ]; then
+    echo "quickstart: replacing the previous quick-start run in $POSENET_DIR and $MESH_DIR"
+    rm -rf "$POSENET_DIR" "$MESH_DIR"
+fi
 
 python main/train.py --cfg asset/yaml/posenet_human36J_train_synthetic.yml --exp_dir "$POSENET_DIR" \
     "${QUICK[@]}" SYNTHETIC.train_size 20000 TRAIN.end_epoch 6 TRAIN.lr_step "[5]"

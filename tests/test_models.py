@@ -140,6 +140,8 @@ def test_meshnet_implicit_upsampling_equals_repeat_interleave(hand, train):
     torch.testing.assert_close(outputs[0], outputs[1])
     for actual, expected in zip(*grads):
         torch.testing.assert_close(actual, expected)
+    with torch.no_grad():  # without autograd the shortcut is added in place
+        torch.testing.assert_close(net(features), outputs[1])
 
 
 def original_meshnet_parameter_count(num_joints: int, sizes: list[int], plan: str) -> int:

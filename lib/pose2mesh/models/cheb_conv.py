@@ -145,9 +145,10 @@ def _repeated_clenshaw(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     Clenshaw's recurrence with ``z_k = rows W_k`` on the coarse nodes, keeping
     ``b_{K-1} = P z_{K-1}`` implicit: ``b_{K-2} = [P | L P] [z_{K-2}; s z_{K-1}]`` (s = 2, or
     1 when K = 2 and b_0 is the result) is one sparse product with the (N, 2n) operator
-    straight from the coarse products, and the next step uses ``P (z_{K-3} - z_{K-1})``. No
-    coarse product is repeated into a buffer of its own except the one that starts each
-    remaining step.
+    straight from the coarse products, and the next step uses ``P (z_{K-3} - z_{K-1})``
+    (in fp32 one in-place product over ``2 z_{K-1}``). No coarse product is repeated into a
+    buffer of its own except the one that starts each remaining step, and the bias is added
+    in the repeat that starts the last step.
     """
     order, out_channels = len(weight), weight.shape[-1]
     coarse_nodes = rows.shape[0] // batch
@@ -164,10 +165,13 @@ def _repeated_clenshaw(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     _spmm(operators.stacked, pair, out=following.view(coarse_nodes * repeats, -1))
     after_next = None  # b_{k+2}; None while it is the implicit P z_{K-1}
     for k in range(order - 3, -1, -1):
-        z = (torch.addmm(bias, rows, weight[0]) if k == 0 else rows @ weight[k]).to(sparse_dtype)
-        if after_next is None:
-            z.sub_(pair[coarse_nodes:].view(z.shape), alpha=0.5)
-        current = _repeat_nodes(z, repeats, batch)
+        if after_next is None and rows.dtype == sparse_dtype:  # z_k - z_{K-1}, over 2 z_{K-1}
+            z = pair[coarse_nodes:].view(-1, out_channels).addmm_(rows, weight[k], beta=-0.5)
+        else:
+            z = (rows @ weight[k]).to(sparse_dtype)
+            if after_next is None:
+                z.sub_(pair[coarse_nodes:].view(z.shape), alpha=0.5)
+        current = _repeat_nodes(z, repeats, batch, bias.to(sparse_dtype) if k == 0 else None)
         _spmm_accumulate_(current.view(coarse_nodes * repeats, -1), laplacian,
                           following.view(coarse_nodes * repeats, -1),
                           alpha=1.0 if k == 0 else 2.0)
@@ -196,14 +200,21 @@ def _folded_basis(laplacian: torch.Tensor, folded_laplacian: torch.Tensor, g: to
     return folded
 
 
-def _repeat_nodes(rows: torch.Tensor, repeats: int, batch: int) -> torch.Tensor:
+def _repeat_nodes(rows: torch.Tensor, repeats: int, batch: int,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """Node-major rows (n*B, C) -> a new (n*repeats*B, C) tensor with every node's B rows
-    repeated ``repeats`` times in a row (``rows`` itself when ``repeats == 1``)."""
-    if repeats == 1:
+    repeated ``repeats`` times in a row, plus ``bias`` (C,) when given, in the same pass
+    (``rows`` itself when ``repeats == 1`` and there is no bias)."""
+    if repeats == 1 and bias is None:
         return rows
-    nodes = rows.shape[0] // batch
-    out = rows.new_empty(nodes * repeats * batch, rows.shape[1])
-    out.view(nodes, repeats, -1).copy_(rows.view(nodes, 1, -1).expand(-1, repeats, -1))
+    nodes, channels = rows.shape[0] // batch, rows.shape[1]
+    out = rows.new_empty(nodes * repeats * batch, channels)
+    source = rows.view(nodes, 1, batch, channels).expand(-1, repeats, -1, -1)
+    target = out.view(nodes, repeats, batch, channels)
+    if bias is None:
+        target.copy_(source)
+    else:
+        torch.add(source, bias, out=target)
     return out
 
 

@@ -109,7 +109,10 @@ class ResidualGraphBlock(nn.Module):
             skip = F.interpolate(x.reshape(nodes * batch, 1, self.in_channels),
                                  size=self.out_channels, mode="linear", align_corners=False)
         skip = skip.view(nodes, 1, batch, self.out_channels)
-        return (y.view(nodes, repeats, batch, self.out_channels) + skip).view(y.shape)
+        y_nodes = y.view(nodes, repeats, batch, self.out_channels)
+        if y.requires_grad:  # the ReLU's backward needs y: a new tensor
+            return (y_nodes + skip).view(y.shape)
+        return y_nodes.add_(skip).view(y.shape)  # no autograd: in place, no new buffer
 
 
 class MeshNet(nn.Module):
