@@ -142,11 +142,14 @@ class AnnyModel(BodyModel):
                        ) -> torch.Tensor:
         """(B, V', 3) metres: ``anny_model`` (:attr:`anny` or a :meth:`vertex_subset_anny`)
         posed and shaped by complete ``params``, translated by ``transl_m``."""
-        output = anny_model(
+        vertices = anny_model(
             pose_parameters=self.delta_transforms(params["pose_aa"]),
             phenotype_kwargs=params["phenotype"],
-        )
-        return output["vertices"] + params["transl_m"][:, None, :]
+        )["vertices"]
+        translation = params["transl_m"][:, None, :]
+        if vertices.requires_grad or translation.requires_grad:
+            return vertices + translation
+        return vertices.add_(translation)  # no autograd: anny's fresh output, no new buffer
 
     def vertex_subset_anny(self, vertex_index: torch.Tensor, faces: torch.Tensor
                            ) -> torch.nn.Module:
