@@ -384,7 +384,7 @@ def format_report(report: dict) -> str:
     ]
     for name, result in results.items():
         text = ", ".join(f"{k}={v}" for k, v in result.items())
-        lines.append(f"{name:>16}: {text}")
+        lines.append(f"{name:>17}: {text}")
     return "\n".join(lines)
 
 
