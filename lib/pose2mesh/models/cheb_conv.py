@@ -127,12 +127,23 @@ def _clenshaw_(laplacian: torch.Tensor, coefficients: list[torch.Tensor]) -> tor
     """
     after_next, following = None, coefficients[-1]  # b_{k+2}, b_{k+1}
     for k in range(len(coefficients) - 2, -1, -1):
-        current = _spmm_accumulate_(coefficients[k], laplacian, following,
-                                    alpha=1.0 if k == 0 else 2.0)
-        if after_next is not None:
-            current.sub_(after_next)
+        current = coefficients[k]
+        _clenshaw_step_(current, laplacian, following, after_next, k)
         after_next, following = following, current
     return following
+
+
+def _clenshaw_step_(current: torch.Tensor, laplacian: torch.Tensor, following: torch.Tensor,
+                    after_next: torch.Tensor | None, k: int) -> None:
+    """One Clenshaw step in place: ``current`` (holding ``y_k``, or its repetition) becomes
+    ``b_k = y_k + a L b_{k+1} - b_{k+2}`` with a = 2, or a = 1 for the last step (k = 0).
+    All (N*B, C) or (N, M) contiguous tensors of one size; ``after_next`` (b_{k+2}) may be
+    None (zero, or already subtracted by the caller)."""
+    nodes = laplacian.shape[0]
+    _spmm_accumulate_(current.view(nodes, -1), laplacian, following.view(nodes, -1),
+                      alpha=1.0 if k == 0 else 2.0)
+    if after_next is not None:
+        current.sub_(after_next)
 
 
 def _repeated_clenshaw(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -172,11 +183,7 @@ def _repeated_clenshaw(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
             if after_next is None:
                 z.sub_(pair[coarse_nodes:].view(z.shape), alpha=0.5)
         current = _repeat_nodes(z, repeats, batch, bias.to(sparse_dtype) if k == 0 else None)
-        _spmm_accumulate_(current.view(coarse_nodes * repeats, -1), laplacian,
-                          following.view(coarse_nodes * repeats, -1),
-                          alpha=1.0 if k == 0 else 2.0)
-        if after_next is not None:
-            current.sub_(after_next)
+        _clenshaw_step_(current, laplacian, following, after_next, k)
         after_next, following = following, current
     return following
 
