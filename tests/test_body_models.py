@@ -131,12 +131,15 @@ def test_anny_root_rotation_is_global(request, fixture):
 
 
 def test_anny_translation(anny_hand):
+    """The translation rides in the root transform: every vertex moves by it, and the
+    gradient of the summed vertices with respect to it is the vertex count."""
     params = random_params(anny_hand, 2)
+    params["transl_m"].requires_grad_(True)
     moved = anny_hand(**params)
-    with torch.no_grad():  # without autograd the translation is added in place
-        torch.testing.assert_close(anny_hand(**params), moved)
+    moved.sum().backward()
     transl_m = params.pop("transl_m")
     torch.testing.assert_close(moved, anny_hand(**params) + transl_m[:, None])
+    torch.testing.assert_close(transl_m.grad, torch.full_like(transl_m, anny_hand.num_vertices))
 
 
 def test_output_dtype_and_device_follow_model(anny_hand):

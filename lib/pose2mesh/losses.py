@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pose2mesh.body_models.joint_regression import SupportRegressor
+
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor,
               valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,9 +154,7 @@ class Pose2MeshCriterion(nn.Module):
                  joint_regressor: np.ndarray | torch.Tensor):
         super().__init__()
         self.mesh_loss = MeshLoss(faces)
-        self.register_buffer("joint_regressor",
-                             torch.as_tensor(joint_regressor, dtype=torch.float32).clone(),
-                             persistent=False)
+        self.joint_regressor = SupportRegressor(torch.as_tensor(joint_regressor))
         self.normal_weight = float(cfg.MODEL.normal_loss_weight)
         self.edge_weight = float(cfg.MODEL.edge_loss_weight)
         self.joint_weight = float(cfg.MODEL.joint_loss_weight)
@@ -162,7 +162,7 @@ class Pose2MeshCriterion(nn.Module):
 
     def regress_joints_mm(self, mesh_m: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) metres -> (B, Jt, 3) millimetres."""
-        return torch.matmul(self.joint_regressor, mesh_m) * 1000.0
+        return self.joint_regressor(mesh_m) * 1000.0
 
     def forward(self, outputs: dict, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
         mesh = outputs["mesh_m"].float()

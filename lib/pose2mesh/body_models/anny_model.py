@@ -124,14 +124,24 @@ class AnnyModel(BodyModel):
     def _neutral_value(self, param_name: str) -> float:
         return 0.5 if param_name == "phenotype" else 0.0
 
-    def delta_transforms(self, pose_aa: torch.Tensor) -> torch.Tensor:
-        """(B, NB, 3) axis-angle -> (B, NB, 4, 4) anny delta transforms (no translation),
-        with the root rotation moved from world axes into the root bone's reference frame."""
+    def delta_transforms(self, pose_aa: torch.Tensor, transl_m: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        """anny delta transforms (B, NB, 4, 4) for axis-angle ``pose_aa`` (B, NB, 3).
+
+        The root transform is moved from world axes into the root bone's reference frame F
+        (rotation ``F^T R F``, translation ``F^T transl_m``). In anny's ``local-bone-world``
+        parameterization that root transform moves every vertex by ``transl_m`` (B, 3), so
+        translating costs no pass over the vertices. Without ``transl_m`` no transform has a
+        translation.
+        """
         rotations = roma.rotvec_to_rotmat(pose_aa)
         root = self.root_frame.transpose(0, 1) @ rotations[:, 0] @ self.root_frame
         rotations = torch.cat([root[:, None], rotations[:, 1:]], dim=1)
         batch_size, num_bones = pose_aa.shape[:2]
-        top = torch.cat([rotations, rotations.new_zeros(batch_size, num_bones, 3, 1)], dim=-1)
+        translations = rotations.new_zeros(batch_size, num_bones, 3, 1)
+        if transl_m is not None:
+            translations[:, 0, :, 0] = transl_m @ self.root_frame
+        top = torch.cat([rotations, translations], dim=-1)
         bottom = rotations.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch_size, num_bones, 1, 4)
         return torch.cat([top, bottom], dim=-2)
 
@@ -142,14 +152,10 @@ class AnnyModel(BodyModel):
                        ) -> torch.Tensor:
         """(B, V', 3) metres: ``anny_model`` (:attr:`anny` or a :meth:`vertex_subset_anny`)
         posed and shaped by complete ``params``, translated by ``transl_m``."""
-        vertices = anny_model(
-            pose_parameters=self.delta_transforms(params["pose_aa"]),
+        return anny_model(
+            pose_parameters=self.delta_transforms(params["pose_aa"], params["transl_m"]),
             phenotype_kwargs=params["phenotype"],
         )["vertices"]
-        translation = params["transl_m"][:, None, :]
-        if vertices.requires_grad or translation.requires_grad:
-            return vertices + translation
-        return vertices.add_(translation)  # no autograd: anny's fresh output, no new buffer
 
     def vertex_subset_anny(self, vertex_index: torch.Tensor, faces: torch.Tensor
                            ) -> torch.nn.Module:

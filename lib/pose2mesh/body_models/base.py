@@ -11,10 +11,12 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from pose2mesh.body_models.joint_regression import SupportRegressor
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
 
 _REGRESSOR_BUFFER_PREFIX = "joint_regressor_"
+_SUPPORT_REGRESSOR_PREFIX = "support_regressor_"
 
 
 def format_shape(shape: tuple) -> str:
@@ -174,5 +176,7 @@ class BodyModel(torch.nn.Module, ABC):
                 f"{self.name}: vertices must have shape (B, {self.num_vertices}, 3), "
                 f"got {format_shape(tuple(vertices.shape))}"
             )
-        regressor = self.joint_regressor(joint_set_name).to(vertices)
-        return torch.einsum("jv,bvc->bjc", regressor, vertices)
+        key = _SUPPORT_REGRESSOR_PREFIX + joint_set_name
+        if key not in self._modules:
+            self.add_module(key, SupportRegressor(self.joint_regressor(joint_set_name)))
+        return self._modules[key](vertices)
