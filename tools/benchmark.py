@@ -315,10 +315,18 @@ def phase_pose2mesh_train(args) -> dict:
 
 
 def _eval_network(args):
-    """(device, network in eval mode, a prepared batch of 2D poses) for the inference phases."""
+    """(device, network in eval mode, a prepared batch of 2D poses) for the inference phases.
+
+    On CPU the phase process keeps freed memory for reuse, as ``main/test.py`` does
+    (:func:`pose2mesh.engine.cpu_memory.keep_freed_memory`).
+    """
     import torch
 
+    from pose2mesh.engine.cpu_memory import keep_freed_memory
+
     device = _setup(args)
+    if device.type == "cpu":
+        keep_freed_memory()
     cfg = _config(args.cfg, args)
     body_model, model, train_set = _parts(cfg, device)
     pose2d = _prepared_batch(train_set, body_model, args.batch, device)["pose2d"]

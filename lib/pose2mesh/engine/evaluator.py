@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from pose2mesh.engine import builders
 from pose2mesh.engine.checkpoint import latest_checkpoint, load_model_weights, preserved_rng_state
+from pose2mesh.engine.cpu_memory import keep_freed_memory
 from pose2mesh.engine.distributed import (
     DistContext,
     all_gather_objects,
@@ -247,6 +248,8 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
         exp, _ = prepare_experiment(cfg.OUTPUT_ROOT, ctx, exp_dir=exp_dir, training=False)
         log = setup_logger(exp.log_file, is_main=ctx.is_main)
         log.info("experiment folder: %s", exp.root)
+        if device.type == "cpu" and keep_freed_memory():
+            log.info("CPU memory: freed blocks are kept for reuse (glibc malloc, inference only)")
         builders.seed_everything(int(cfg.SEED) + ctx.rank)
         parts = builders.build_run_parts(cfg, device)
         checkpoint = load_model_weights(parts.model, weights_path)
