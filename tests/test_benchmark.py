@@ -27,6 +27,9 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     assert gemm["alloc_fill_level0_ms"] > 0
     for name in ("data", "posenet_train", "pose2mesh_train", "pose2mesh_infer"):
         assert results[name]["samples_per_s"] > 0 and results[name]["peak_rss_gb"] > 0, name
+        assert results[name]["page_faults_per_step"] >= 0, name
+        assert results[name]["kernel_s_per_step"] >= 0, name
+    assert report["settings"]["memory_reuse"] is True
     assert results["pose2mesh_train"]["parameters"] > results["posenet_train"]["parameters"]
     assert results["pose2mesh_latency"]["latency_b1_ms"] > 0
     assert "pose2mesh_train" in run.stdout and "machine:" in run.stdout

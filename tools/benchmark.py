@@ -23,12 +23,16 @@ trainer uses:
 * ``pose2mesh_latency``: median latency at batch 1 (eval, no gradients) in a process that
   serves only batch-1 requests, as a latency-bound service would.
 
+The inference phases keep freed CPU memory for reuse, as ``main/test.py`` does
+(``pose2mesh.engine.cpu_memory``); ``--no-memory-reuse`` turns that off for an A/B.
 Results are printed as a table and written as JSON (``--out``). Timings are medians over the
-timed repetitions after warm-up steps.
+timed repetitions after warm-up steps; the data, training and inference phases also report
+the page faults and the kernel (system) CPU time per step, averaged over those repetitions.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -63,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="timed repetitions per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument("--no-memory-reuse", action="store_true",
+                        help="inference phases allocate from fresh pages, as training does "
+                             "(A/B of pose2mesh.engine.cpu_memory)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 4, one timed step, the 1,229-vertex body unless --topology")
     parser.add_argument("--out", default=str(REPO_ROOT / "experiment" / "benchmark.json"),
@@ -128,18 +135,36 @@ def _synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device, steps: int, warmup: int) -> float:
-    """Median seconds of ``fn()`` over ``steps`` runs after ``warmup`` runs."""
+@dataclasses.dataclass
+class Timing:
+    """Timed repetitions of one measurement: the median wall time, and the minor page faults
+    and kernel (system) CPU seconds of this process per repetition, on average."""
+
+    median_s: float
+    page_faults: float
+    kernel_s: float
+
+    def kernel_costs(self) -> dict:
+        """The per-step page-fault and kernel-time fields of a phase's result."""
+        return {"page_faults_per_step": round(self.page_faults),
+                "kernel_s_per_step": round(self.kernel_s, 3)}
+
+
+def _timed(fn, device, steps: int, warmup: int) -> Timing:
+    """``fn()`` run ``warmup`` times, then timed over ``steps`` runs."""
     for _ in range(warmup):
         fn()
     _synchronize(device)
     times = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(steps):
         start = time.perf_counter()
         fn()
         _synchronize(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return Timing(statistics.median(times), (after.ru_minflt - before.ru_minflt) / steps,
+                  (after.ru_stime - before.ru_stime) / steps)
 
 
 def _config(path: Path, args, extra=()):
@@ -236,14 +261,15 @@ def phase_gemm(args) -> dict:
         features = torch.randn(rows, width, device=device)
         weight = torch.randn(width, width, device=device)
         out = torch.empty(rows, width, device=device)
-        seconds = _timed(lambda: torch.mm(features, weight, out=out), device, args.steps, args.warmup)
+        seconds = _timed(lambda: torch.mm(features, weight, out=out), device, args.steps,
+                         args.warmup).median_s
         return round(2 * rows * width * width / seconds / 1e9, 1)
 
     result = {f"level{level}_{width}x{width}_gflops": gflops(int(sizes[level]) * args.batch, width)
               for level, width in ((0, 128), (min(3, len(sizes) - 1), 256))}
     rows = int(sizes[0]) * args.batch
     seconds = _timed(lambda: torch.empty(rows, 128, device=device).fill_(1.0), device, args.steps,
-                     args.warmup)
+                     args.warmup).median_s
     result["alloc_fill_level0_mb"] = round(rows * 128 * 4 / 2**20, 1)
     result["alloc_fill_level0_ms"] = round(seconds * 1000, 2)
     return {**result, **_peak_memory(device)}
@@ -269,9 +295,9 @@ def phase_data(args) -> dict:
         with torch.no_grad():
             train_set.prepare_batch(batch, body_model)
 
-    seconds = _timed(step, device, args.steps, args.warmup)
-    return {"samples_per_s": round(args.batch / seconds, 1), "batch_s": round(seconds, 4),
-            **_peak_memory(device)}
+    timing = _timed(step, device, args.steps, args.warmup)
+    return {"samples_per_s": round(args.batch / timing.median_s, 1),
+            "batch_s": round(timing.median_s, 4), **timing.kernel_costs(), **_peak_memory(device)}
 
 
 def _train_phase(args, cfg_path: Path) -> dict:
@@ -301,9 +327,10 @@ def _train_phase(args, cfg_path: Path) -> dict:
         scaler.step(optimizer)
         scaler.update()
 
-    seconds = _timed(step, device, args.steps, args.warmup)
-    return {"samples_per_s": round(args.batch / seconds, 2), "step_s": round(seconds, 3),
-            "parameters": count_parameters(model), **_peak_memory(device)}
+    timing = _timed(step, device, args.steps, args.warmup)
+    return {"samples_per_s": round(args.batch / timing.median_s, 2),
+            "step_s": round(timing.median_s, 3), "parameters": count_parameters(model),
+            **timing.kernel_costs(), **_peak_memory(device)}
 
 
 def phase_posenet_train(args) -> dict:
@@ -318,14 +345,14 @@ def _eval_network(args):
     """(device, network in eval mode, a prepared batch of 2D poses) for the inference phases.
 
     On CPU the phase process keeps freed memory for reuse, as ``main/test.py`` does
-    (:func:`pose2mesh.engine.cpu_memory.keep_freed_memory`).
+    (:func:`pose2mesh.engine.cpu_memory.keep_freed_memory`), unless ``--no-memory-reuse``.
     """
     import torch
 
     from pose2mesh.engine.cpu_memory import keep_freed_memory
 
     device = _setup(args)
-    if device.type == "cpu":
+    if device.type == "cpu" and not args.no_memory_reuse:
         keep_freed_memory()
     cfg = _config(args.cfg, args)
     body_model, model, train_set = _parts(cfg, device)
@@ -345,17 +372,17 @@ def _infer(network, inputs, device, amp: bool) -> None:
 
 def phase_pose2mesh_infer(args) -> dict:
     device, network, pose2d = _eval_network(args)
-    batch_s = _timed(lambda: _infer(network, pose2d, device, args.amp), device, args.steps,
-                     args.warmup)
-    return {"samples_per_s": round(args.batch / batch_s, 2), "batch_s": round(batch_s, 3),
-            **_peak_memory(device)}
+    timing = _timed(lambda: _infer(network, pose2d, device, args.amp), device, args.steps,
+                    args.warmup)
+    return {"samples_per_s": round(args.batch / timing.median_s, 2),
+            "batch_s": round(timing.median_s, 3), **timing.kernel_costs(), **_peak_memory(device)}
 
 
 def phase_pose2mesh_latency(args) -> dict:
     device, network, pose2d = _eval_network(args)
     single = pose2d[:1]
     seconds = _timed(lambda: _infer(network, single, device, args.amp), device,
-                     max(5 * args.steps, 5), args.warmup + 2)
+                     max(5 * args.steps, 5), args.warmup + 2).median_s
     return {"latency_b1_ms": round(seconds * 1000, 1), **_peak_memory(device)}
 
 
@@ -406,7 +433,8 @@ def main(argv=None) -> dict:
         "machine": machine_info(args.device),
         "settings": {"cfg": args.cfg.name, "device": args.device, "batch": args.batch, "topology": args.topology,
                      "amp": args.amp, "compile": args.compile, "steps": args.steps,
-                     "warmup": args.warmup, "quick": args.quick},
+                     "warmup": args.warmup, "quick": args.quick,
+                     "memory_reuse": not args.no_memory_reuse},
         "results": {},
     }
     for name in args.phases:

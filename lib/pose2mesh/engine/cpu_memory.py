@@ -2,16 +2,17 @@
 
 At batch 64 every MeshNet layer allocates activations of up to ~240 MB. glibc serves blocks
 that large with fresh ``mmap`` pages and unmaps them when they are freed, so every forward
-pass makes the kernel fault in and zero-fill gigabytes again: on the 2-core benchmark VM a
-batch-64 inference pass (6,890 vertices) took ~22,000 page faults and 1.5-2 s of kernel
-time. With ``mmap`` off and freed heap memory kept (up to 2 GB), freed activations are
-handed out again instead: no faults after the first pass. Same session, the previous code against this code,
-twice each (``python tools/benchmark.py --phases pose2mesh_infer``): 12.1 / 14.8 -> 19.7 /
-20.9 samples/s, peak RSS 1.8 -> 2.0 GB.
+pass makes the kernel fault in and zero-fill gigabytes again. With ``mmap`` off and freed
+heap memory kept (up to 2 GB), freed activations are handed out again instead. On the 2-core
+benchmark VM, batch 64, 6,890 vertices (``python tools/benchmark.py --phases
+pose2mesh_infer`` against the same with ``--no-memory-reuse``, alternating, twice each):
+21,300 -> 180-330 page faults and 1.3-1.7 -> 0.03-0.09 s of kernel time per batch,
+18.5 / 13.6 -> 21.9 / 22.0 samples/s, peak RSS 1.8 -> 2.0 GB.
 
 Training does not use it: there the heap fragments under the mix of activation lifetimes
-(forward activations live until backward), and peak RSS went from 4.6 to 7.0-7.5 GB for a
-training step at most ~1 s faster.
+(forward activations live until backward), and peak RSS went from 4.6 to 7.0-7.3 GB for a
+training step at most ~1 s faster (``MALLOC_MMAP_MAX_=0 python tools/benchmark.py --phases
+pose2mesh_train``, the same switch made from the environment).
 """
 from __future__ import annotations
 
