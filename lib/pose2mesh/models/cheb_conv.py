@@ -46,6 +46,7 @@ costs more in page faults than it saves.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import NamedTuple
@@ -69,6 +70,15 @@ class RepeatOperators(NamedTuple):
 
     stacked: torch.Tensor
     folded_laplacian: torch.Tensor
+
+
+@contextlib.contextmanager
+def _sparse_warnings_silenced():
+    """Silence torch's UserWarnings about building sparse tensors ("sparse CSR support is in
+    beta state", "sparse invariant checks are implicitly disabled")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -349,29 +359,29 @@ class GraphLaplacian(nn.Module):
     def __getstate__(self):  # pickling / deepcopy: drop the derived sparse matrices
         return {**self.__dict__, "_matrices": {}}
 
+    def _cached(self, key: tuple, build):
+        """``build()``, made once per ``key`` and kept until the module moves."""
+        value = self._matrices.get(key)
+        if value is None:
+            value = self._matrices[key] = build()
+        return value
+
     def matrix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The (N, N) sparse CSR tensor on the buffers' device in ``dtype``."""
-        key = (self.values.device, dtype)
-        matrix = self._matrices.get(key)
-        if matrix is None:
-            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-                warnings.simplefilter("ignore", UserWarning)
-                matrix = torch.sparse_csr_tensor(
-                    self.crow_indices, self.col_indices, self.values.to(dtype),
-                    size=(self.num_nodes, self.num_nodes), check_invariants=False,
-                )
-            self._matrices[key] = matrix
-        return matrix
+        return self._cached((self.values.device, dtype), lambda: self._build_matrix(dtype))
+
+    def _build_matrix(self, dtype: torch.dtype) -> torch.Tensor:
+        with _sparse_warnings_silenced():
+            return torch.sparse_csr_tensor(
+                self.crow_indices, self.col_indices, self.values.to(dtype),
+                size=(self.num_nodes, self.num_nodes), check_invariants=False,
+            )
 
     def repeat_operators(self, repeats: int, dtype: torch.dtype = torch.float32) -> RepeatOperators:
         """The :class:`RepeatOperators` of this Laplacian and a ``repeats``-fold node
         repetition, on the buffers' device in ``dtype`` (built once, cached like :meth:`matrix`)."""
-        key = (self.values.device, dtype, repeats)
-        operators = self._matrices.get(key)
-        if operators is None:
-            operators = self._build_repeat_operators(repeats, dtype)
-            self._matrices[key] = operators
-        return operators
+        return self._cached((self.values.device, dtype, repeats),
+                            lambda: self._build_repeat_operators(repeats, dtype))
 
     def _build_repeat_operators(self, repeats: int, dtype: torch.dtype) -> RepeatOperators:
         num_nodes, device = self.num_nodes, self.values.device
@@ -385,8 +395,7 @@ class GraphLaplacian(nn.Module):
         values = self.values.to(dtype)
 
         def csr(indices, entries, shape):
-            with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-                warnings.simplefilter("ignore", UserWarning)
+            with _sparse_warnings_silenced():
                 return torch.sparse_coo_tensor(indices, entries, shape).coalesce().to_sparse_csr()
 
         offset = torch.tensor([[0], [coarse_nodes]], device=device)
