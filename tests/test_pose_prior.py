@@ -140,8 +140,8 @@ def test_key_poses_look_like_their_names(anny_body, body_prior):
 
 def test_mirroring_reflects_the_body(anny_body, body_prior):
     poses = body_prior.sample(8, generator(5), mirror_prob=0.0)
-    mirrored = body_prior._mirror(poses)
-    assert torch.allclose(body_prior._mirror(mirrored), poses)
+    mirrored = body_prior.mirror(poses)
+    assert torch.allclose(body_prior.mirror(mirrored), poses)
     h, hm = _heads(anny_body, poses), _heads(anny_body, mirrored)
     reflect = torch.tensor([-1.0, 1.0, 1.0])
     for label, twin in (("foot.L", "foot.R"), ("wrist.R", "wrist.L"), ("head", "head"),

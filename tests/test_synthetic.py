@@ -162,3 +162,97 @@ def test_bad_settings_give_one_line_errors(opts, message):
     cfg = load_config(None, ["DATASET.input_joint_set", "human36", *opts])
     with pytest.raises(Pose2MeshError, match=message):
         Synthetic(cfg, "train", bone_labels=["root"])
+
+
+def tiny_pose_library(path, bone_labels):
+    """A 2-subject library: 6 training frames (subject 001) and 4 test frames (subject 006)
+    that bend the left elbow and twist the spine by distinct angles."""
+    from pose2mesh.mocap.library import PoseLibrary, save_pose_library
+
+    moving = ["root", "lowerarm01.L", "spine03"]
+    angles = np.linspace(0.1, 1.0, 10)
+    pose_aa = np.zeros((10, 3, 3))
+    pose_aa[:, 1, 0] = angles
+    pose_aa[:, 2, 1] = -angles / 2
+    pose_aa[:, 0, 2] = angles  # a heading, mirrored to -angles
+    library = PoseLibrary(
+        pose_aa=pose_aa, bone_labels=tuple(moving),
+        take_index=np.array([0] * 6 + [1] * 4), frame_index=np.arange(10),
+        take_names=("001_01", "006_01"), take_subjects=("001", "006"), fps=20.0,
+    )
+    save_pose_library(path, library)
+    return library
+
+
+def test_mocap_pose_source_draws_training_frames_mirrored(tmp_path, anny_body):
+    library = tiny_pose_library(tmp_path / "poses.npz", anny_body.bone_labels)
+    cfg = body_cfg("SYNTHETIC.pose_source", "mocap", "SYNTHETIC.mocap_path", str(tmp_path / "poses.npz"),
+                   "SYNTHETIC.train_size", "200")
+    dataset = Synthetic(cfg, "train", bone_labels=list(anny_body.bone_labels))
+    poses = torch.from_numpy(dataset._table["pose_aa"])
+    train_rows = library.split("train").full_poses(anny_body.bone_labels)
+    mirrored_rows = dataset.prior.mirror(train_rows)
+    candidates = torch.cat([train_rows, mirrored_rows])  # (12, NB, 3)
+    distance = (poses[:, None] - candidates[None]).abs().amax(dim=(2, 3))
+    nearest = distance.min(dim=1)
+    assert nearest.values.max() < 1e-3  # every pose is a training frame or its mirror
+    assert (nearest.indices >= 6).float().mean().item() == pytest.approx(0.5, abs=0.15)
+    assert len(set(nearest.indices.tolist())) == 12  # both sides of every frame occur
+    # The mirror maps the heading (root z) to its negative and swaps the elbow to the right.
+    right_elbow = anny_body.bone_labels.index("lowerarm01.R")
+    assert mirrored_rows[:, right_elbow, 0].abs().max() > 0.5
+
+
+def test_real_motion_test_split_is_every_held_out_frame_once(tmp_path, anny_body):
+    library = tiny_pose_library(tmp_path / "poses.npz", anny_body.bone_labels)
+    cfg = body_cfg("SYNTHETIC.test_split", "real_motion", "SYNTHETIC.mocap_path", str(tmp_path / "poses.npz"))
+    dataset = Synthetic(cfg, "test", bone_labels=list(anny_body.bone_labels))
+    assert len(dataset) == 4
+    expected = library.split("test").full_poses(anny_body.bone_labels)
+    torch.testing.assert_close(torch.from_numpy(dataset._table["pose_aa"]), expected, atol=1e-3, rtol=0)
+    batch = dataset.prepare_batch(collate(dataset, 4), anny_body)
+    assert torch.isfinite(batch["pose2d"]).all() and batch["reg_pose3d_mm"].shape == (4, 17, 3)
+
+
+def test_pose_source_changes_training_only_and_is_validated(tmp_path, anny_body):
+    tiny_pose_library(tmp_path / "poses.npz", anny_body.bone_labels)
+    labels = list(anny_body.bone_labels)
+    common = ("SYNTHETIC.mocap_path", str(tmp_path / "poses.npz"))
+    prior_test = Synthetic(body_cfg("SYNTHETIC.pose_source", "prior", *common), "test", labels)
+    mix_test = Synthetic(body_cfg("SYNTHETIC.pose_source", "mix", *common), "test", labels)
+    for key in prior_test._table:
+        np.testing.assert_array_equal(prior_test._table[key], mix_test._table[key])
+    mix_train = Synthetic(body_cfg("SYNTHETIC.pose_source", "mix", "SYNTHETIC.train_size", "400",
+                                   "SYNTHETIC.mocap_ratio", "0.25", *common), "train", labels)
+    elbow = labels.index("lowerarm01.L")
+    poses = torch.from_numpy(mix_train._table["pose_aa"])
+    spine = labels.index("spine03")
+    # Library frames have |spine03 y| = |elbow x| / 2 (either side); prior poses do not.
+    elbow_x = torch.maximum(poses[:, elbow, 0].abs(), poses[:, labels.index("lowerarm01.R"), 0].abs())
+    is_mocap = ((poses[:, spine, 1].abs() - elbow_x / 2).abs() < 1e-3) & (elbow_x > 0.09)
+    assert is_mocap.float().mean().item() == pytest.approx(0.25, abs=0.08)
+    with pytest.raises(Pose2MeshError, match="SYNTHETIC.pose_source must be one of"):
+        Synthetic(body_cfg("SYNTHETIC.pose_source", "mocapp"), "train", labels)
+    with pytest.raises(Pose2MeshError, match="SYNTHETIC.mocap_ratio must be in"):
+        Synthetic(body_cfg("SYNTHETIC.mocap_ratio", "1.5"), "train", labels)
+    with pytest.raises(Pose2MeshError, match="mocap pose library .* is missing"):
+        Synthetic(body_cfg("SYNTHETIC.pose_source", "mocap", "SYNTHETIC.mocap_path",
+                           str(tmp_path / "nothing.npz")), "train", labels)
+
+
+def test_mirrored_pose_gives_the_mirrored_body(anny_body):
+    """The library's augmentation: mirror(pose) poses the reflection (x -> -x) of the body."""
+    from pose2mesh.mocap.library import load_pose_library
+    from pose2mesh.datasets.pose_prior import BodyPosePrior
+
+    labels = list(anny_body.bone_labels)
+    poses = load_pose_library().split("test").full_poses(labels, np.array([0, 400, 900]))
+    mirrored = BodyPosePrior(labels).mirror(poses)
+    phenotype = torch.full((3, 6), 0.5)
+    vertices = anny_body(pose_aa=poses, phenotype=phenotype)
+    mirrored_vertices = anny_body(pose_aa=mirrored, phenotype=phenotype)
+    reflected = vertices * torch.tensor([-1.0, 1.0, 1.0])
+    # Compare as point sets (the mesh is symmetric up to vertex order): nearest neighbours.
+    gap = torch.cdist(mirrored_vertices[:, ::7], reflected).min(dim=-1).values
+    assert gap.max().item() < 0.02
+    assert (vertices - mirrored_vertices).abs().max().item() > 0.1

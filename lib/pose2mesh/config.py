@@ -47,6 +47,10 @@ _C.SYNTHETIC.test_seed = 20201  # the test split's seed; the train stream never 
 _C.SYNTHETIC.all_ages = False  # False: adults only; True: anny's whole age range
 _C.SYNTHETIC.key_pose_prob = 0.7  # chance a body pose starts from a blended key pose
 _C.SYNTHETIC.pose_noise_deg = 12.0  # std of the per-joint rotation noise (degrees)
+_C.SYNTHETIC.pose_source = "mix"  # training body poses: "prior", "mocap" or "mix"
+_C.SYNTHETIC.mocap_ratio = 0.7  # with "mix": share of training poses drawn from mocap
+_C.SYNTHETIC.mocap_path = ""  # pose library (.npz); "" = asset/mocap/cmu_anny_poses.npz
+_C.SYNTHETIC.test_split = "synthetic"  # "synthetic" (prior poses) or "real_motion" (mocap subject 006)
 _C.SYNTHETIC.focal_px = [1000.0, 1600.0]  # focal length range (pixels)
 _C.SYNTHETIC.image_size = [1000, 1000]  # (width, height) of the virtual image (pixels)
 _C.SYNTHETIC.distance_m = [3.0, 7.0]  # camera distance range (metres); hands use 1/10

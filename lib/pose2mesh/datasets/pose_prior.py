@@ -356,7 +356,8 @@ class _PosePrior:
                             0.25 * (self.upper - self.lower))
         return std * self.clamped[:, None]
 
-    def _mirror(self, pose_aa: torch.Tensor) -> torch.Tensor:
+    def mirror(self, pose_aa: torch.Tensor) -> torch.Tensor:
+        """Left-right reflection of poses (..., NB, 3); a one-sided rig (the hand) has none."""
         return pose_aa
 
     def _random_poses(self, batch_size: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -392,7 +393,7 @@ class _PosePrior:
         use_key = (torch.rand(batch_size, generator=g) < p_key)[:, None, None]
         pose = torch.where(use_key, keyed, random)
         mirror = (torch.rand(batch_size, generator=g) < mirror_prob)[:, None, None]
-        pose = torch.where(mirror, self._mirror(pose), pose)
+        pose = torch.where(mirror, self.mirror(pose), pose)
         return self.clamp(pose).to(torch.float32)
 
 
@@ -446,7 +447,7 @@ class BodyPosePrior(_PosePrior):
                 pose[self._require(label)] = rotvec * signs if label.endswith(".R") else rotvec
         return pose
 
-    def _mirror(self, pose_aa: torch.Tensor) -> torch.Tensor:
+    def mirror(self, pose_aa: torch.Tensor) -> torch.Tensor:
         """Left-right reflection of poses (..., NB, 3)."""
         return pose_aa[..., self._twin_index, :] * torch.tensor(MIRROR_SIGNS)
 

@@ -1,13 +1,20 @@
 """The embedded synthetic dataset: anny bodies (or right hands) seen by virtual cameras.
 
-Each sample is a set of *parameters* drawn from the pose prior, the phenotype sampler and a
-camera distribution. ``__getitem__`` only reads a row of a pre-sampled table; meshes, joints,
+Each sample is a set of *parameters*: a body pose, a phenotype and a virtual camera. Training
+body poses come from ``SYNTHETIC.pose_source``: ``prior`` (the pose prior's key poses and joint
+limits), ``mocap`` (frames of the retargeted CMU motion-capture library, training subjects
+only) or ``mix`` (each pose from mocap with probability ``SYNTHETIC.mocap_ratio``, else from
+the prior, which keeps the lying and kneeling poses mocap lacks); every pose is mirrored
+left/right with probability 0.5. Hands always use the hand prior. ``__getitem__`` only reads a row of a pre-sampled table; meshes, joints,
 projections and normalisation are computed for a whole batch on the training device in
 :meth:`Synthetic.prepare_batch`.
 
-Splits: the test split is one fixed table drawn from ``SYNTHETIC.test_seed``; the training
-stream draws a fresh table every epoch from (``SEED``, epoch). The two streams use separate
-seed domains, so the splits never share a sample.
+Splits: the training stream draws a fresh table every epoch from (``SEED``, epoch). The test
+split is one fixed table drawn from ``SYNTHETIC.test_seed``: ``SYNTHETIC.test_split``
+``synthetic`` draws its poses from the prior (``test_size`` samples), ``real_motion`` takes
+every frame of the held-out mocap subject (006) once, unmirrored, each with its own drawn
+phenotype and camera. The two streams use separate seed domains, and the real-motion subject
+never trains, so the splits never share a sample.
 """
 from __future__ import annotations
 
@@ -23,10 +30,13 @@ from pose2mesh.datasets.pose_prior import BodyPosePrior, HandPosePrior, sample_p
 from pose2mesh.datasets.smpl_targets import compose_root_rotation
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
+from pose2mesh.mocap.library import DEFAULT_POSE_LIBRARY, load_pose_library
 
 _TRAIN_DOMAIN, _TEST_DOMAIN = 0, 1
 _HAND_DISTANCE_SCALE = 0.1
 _SAMPLING_CHUNK = 4096
+POSE_SOURCES = ("prior", "mocap", "mix")
+TEST_SPLITS = ("synthetic", "real_motion")
 
 
 def stream_seed(domain: int, seed: int, epoch: int = 0) -> int:
@@ -105,7 +115,38 @@ class Synthetic(Pose2MeshDataset):
         self._seed = int(cfg.SEED)
         self._test_seed = int(syn.test_seed)
         self.prior = HandPosePrior(bone_labels) if self.is_hand else BodyPosePrior(bone_labels)
+        self.pose_source, self.mocap_poses = self._pose_source(syn, split, bone_labels)
+        if self.mocap_poses is not None and split == "test":
+            self.size = len(self.mocap_poses)
+            if cfg.DATASET.debug_max_samples > 0:
+                self.size = min(self.size, int(cfg.DATASET.debug_max_samples))
         self._table = self._sample_table(epoch=0)
+
+    def _pose_source(self, syn, split: str, bone_labels: list[str]
+                     ) -> tuple[str, torch.Tensor | None]:
+        """(source name, (N, NB, 3) mocap poses of this split or None)."""
+        if syn.pose_source not in POSE_SOURCES:
+            raise Pose2MeshError(
+                f"SYNTHETIC.pose_source must be one of {list(POSE_SOURCES)}, got '{syn.pose_source}'"
+            )
+        if syn.test_split not in TEST_SPLITS:
+            raise Pose2MeshError(
+                f"SYNTHETIC.test_split must be one of {list(TEST_SPLITS)}, got '{syn.test_split}'"
+            )
+        if not 0.0 <= float(syn.mocap_ratio) <= 1.0:
+            raise Pose2MeshError(f"SYNTHETIC.mocap_ratio must be in [0, 1], got {syn.mocap_ratio}")
+        if split == "train":
+            source = syn.pose_source
+        else:
+            source = "mocap" if syn.test_split == "real_motion" else "prior"
+        if self.is_hand and split == "test" and source == "mocap":
+            raise Pose2MeshError("SYNTHETIC.test_split 'real_motion' is for bodies; hands have no mocap")
+        if self.is_hand or source == "prior":
+            return "prior", None
+        library = load_pose_library(syn.mocap_path or DEFAULT_POSE_LIBRARY).split(split)
+        if len(library) == 0:
+            raise Pose2MeshError(f"the mocap pose library has no {split} frames")
+        return source, library.full_poses(bone_labels)
 
     def __len__(self) -> int:
         return self.size
@@ -124,21 +165,21 @@ class Synthetic(Pose2MeshDataset):
             seed = stream_seed(_TEST_DOMAIN, self._test_seed)
         generator = torch.Generator().manual_seed(seed)
         chunks = [
-            self._sample_chunk(min(_SAMPLING_CHUNK, self.size - start), generator)
+            self._sample_chunk(start, min(_SAMPLING_CHUNK, self.size - start), generator)
             for start in range(0, self.size, _SAMPLING_CHUNK)
         ]
         return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
-    def _sample_chunk(self, n: int, generator: torch.Generator) -> dict[str, np.ndarray]:
+    def _sample_chunk(self, start: int, n: int, generator: torch.Generator
+                      ) -> dict[str, np.ndarray]:
+        """Rows ``start .. start + n`` of the table."""
         syn = self._syn
 
         def uniform(low_high, size=(n,)) -> torch.Tensor:
             low, high = float(low_high[0]), float(low_high[1])
             return low + (high - low) * torch.rand(size, generator=generator)
 
-        pose_aa = self.prior.sample(
-            n, generator=generator, key_pose_prob=syn.key_pose_prob, noise_deg=syn.pose_noise_deg
-        )
+        pose_aa = self._sample_poses(start, n, generator)
         phenotype = sample_phenotypes(n, generator=generator, all_ages=syn.all_ages)
         distance_scale = _HAND_DISTANCE_SCALE if self.is_hand else 1.0
         elevation = (-60.0, 75.0) if self.is_hand else syn.elevation_deg
@@ -172,6 +213,26 @@ class Synthetic(Pose2MeshDataset):
                 generator=generator,
             )
         return {key: value.numpy().astype(np.float32) for key, value in table.items()}
+
+    def _sample_poses(self, start: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """(n, NB, 3) body poses of table rows ``start ..`` from this split's source (module
+        docstring)."""
+        syn = self._syn
+        prior = self.prior.sample(
+            n, generator=generator, key_pose_prob=syn.key_pose_prob, noise_deg=syn.pose_noise_deg
+        )
+        if self.mocap_poses is None:
+            return prior
+        if self.split == "test":  # every held-out frame once, in order, unmirrored
+            return self.mocap_poses[start:start + n].clone()
+        rows = torch.randint(len(self.mocap_poses), (n,), generator=generator)
+        mirror = (torch.rand(n, generator=generator) < 0.5)[:, None, None]
+        mocap = self.mocap_poses[rows]
+        mocap = torch.where(mirror, self.prior.mirror(mocap), mocap)
+        if self.pose_source == "mocap":
+            return mocap
+        use_mocap = (torch.rand(n, generator=generator) < float(syn.mocap_ratio))[:, None, None]
+        return torch.where(use_mocap, mocap, prior)
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, torch.Tensor], body_model) -> dict[str, torch.Tensor]:

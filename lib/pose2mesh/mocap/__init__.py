@@ -1,0 +1,1 @@
+"""Motion capture for the embedded default: BVH reading, retargeting onto anny, the pose library."""
