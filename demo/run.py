@@ -5,8 +5,9 @@
     python demo/run.py --input_pose x.npy --cfg asset/yaml/<config>.yml --weights ckpt.pth.tar \
         MODEL.topology notoes_collapse10pc
 
-Writes demo_pose2d.png, demo_mesh.png, demo_mesh_side.png and demo_mesh_<i>.obj to
---output_dir and logs, per person, the camera fit's mean reprojection error and the renderer.
+Writes demo_pose2d.png, demo_mesh.png, demo_mesh_side.png, demo_mesh_<i>.obj and (anny
+bodies) demo_mesh_<i>_anny.json with the fitted body's parameters to --output_dir, and logs,
+per person, the camera fit's mean reprojection error and the renderer.
 The pipeline (model lookup, camera, focal length) is described in ``pose2mesh.demo``.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="model config (default: the config saved in the checkpoint)")
     parser.add_argument("--weights", default=None,
                         help="checkpoint file or experiment folder (default: the newest matching "
-                             "checkpoint under experiment/*/checkpoint/)")
+                             "checkpoint under experiment/*/checkpoint/, else the shipped "
+                             "pretrained model of asset/pretrained/)")
     parser.add_argument("--output_dir", default="demo/result", help="output folder (created)")
     parser.add_argument("--gpu", default="", help="CUDA device, e.g. 0 (default: cfg.DEVICE)")
     parser.add_argument("--focal_px", type=float, default=None,
@@ -44,10 +46,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "across the longer image side)")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto",
                         help="mesh renderer (auto: pyrender EGL, else OSMesa, else software)")
+    parser.add_argument("--raw_mesh", action="store_true",
+                        help="render and save the network's own mesh instead of the anny body "
+                             "fitted to it (default for anny models: fit the full body)")
+    parser.add_argument("--fit_iterations", type=int, default=40,
+                        help="refinement steps of the body fit (default 40)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = parser.parse_args(argv)
     if args.focal_px is not None and not args.focal_px > 0:
         parser.error(f"--focal_px must be positive, got {args.focal_px}")
+    if args.fit_iterations < 0:
+        parser.error(f"--fit_iterations must be >= 0, got {args.fit_iterations}")
     return args
 
 
@@ -82,7 +91,8 @@ def main(argv=None) -> None:
                                  opts=args.opts,
                                  search_roots=(Path("experiment"), REPO_ROOT / "experiment"))
     runner = DemoRunner.from_config(cfg, weights, gpu=args.gpu, focal_px=args.focal_px,
-                                    renderer=args.renderer)
+                                    renderer=args.renderer, fit_body=not args.raw_mesh,
+                                    fit_iterations=args.fit_iterations)
     runner.run(people, args.output_dir, image=image, source=args.input_pose)
 
 

@@ -131,7 +131,7 @@ def _with_confidence(uv, confidence=1.0):
 def test_cli_on_real_h36m_pose_writes_everything(demo_model, tmp_path):
     out = tmp_path / "result"
     done = _run_cli("--input_pose", FIXTURE, "--joint_set", "human36",
-                    "--weights", demo_model.path, "--output_dir", out)
+                    "--weights", demo_model.path, "--output_dir", out, "--raw_mesh")
     assert done.returncode == 0, done.stderr[-3000:]
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -150,7 +150,8 @@ def test_cli_on_real_h36m_pose_writes_everything(demo_model, tmp_path):
     # the body model's regressor gives for the mesh written to the OBJ.
     pose = np.load(FIXTURE).astype(np.float64)
     runner = DemoRunner(demo_model.model, demo_model.body_model, "human36")
-    mesh_m, joints_m = runner.predict(pose[None])
+    mesh_m, joints_m, body_fit = runner.shape_output(runner.predict(pose[None]))
+    assert body_fit is None and not (out / "demo_mesh_0_anny.json").exists()
     fit = fit_cameras(joints_m, _with_confidence(pose)[None])
     assert float(error_px) == pytest.approx(fit.error_px[0], abs=0.006)
     projected = fit.scale_px_per_m[0] * joints_m[0, :, :2] + fit.trans_px[0]
@@ -231,15 +232,53 @@ def test_default_weights_are_found_by_joint_set_and_preference(demo_model, tmp_p
     cfg_path.write_text("DATASET: {input_joint_set: human36}\n"
                         "MODEL: {name: pose2mesh_net, posenet_hidden: 128}\n")
     with pytest.raises(Pose2MeshError, match="scripts/quickstart.sh"):
-        resolve_model("human36", cfg_path=cfg_path, search_roots=[experiment])
+        resolve_model("human36", cfg_path=cfg_path, search_roots=[experiment],
+                      pretrained_dir=tmp_path / "no_pretrained")
+
+
+def test_shipped_pretrained_model_runs_when_nothing_else_is_found(demo_model, tmp_path):
+    """No --weights, no experiment checkpoint: the shipped model for the joint set runs,
+    with its own saved config; --weights still wins; a --cfg of another shape skips it."""
+    from pose2mesh.engine.checkpoint import load_checkpoint
+    from pose2mesh.pretrained import export_pretrained, pretrained_path
+
+    shipped_dir = tmp_path / "pretrained"
+    shipped = pretrained_path("human36", shipped_dir)
+    shipped.parent.mkdir()
+    atomic_save(export_pretrained(load_checkpoint(demo_model.path), "test"), shipped)
+    nothing = tmp_path / "no_experiments"
+    cfg, weights = resolve_model("human36", search_roots=[nothing], pretrained_dir=shipped_dir)
+    assert weights == shipped and cfg.MODEL.topology == demo_model.cfg.MODEL.topology
+    stored = load_checkpoint(shipped)["model_state_dict"].values()
+    assert all(v.dtype == torch.float16 for v in stored if v.is_floating_point())
+    _, weights = resolve_model("human36", weights=demo_model.path, search_roots=[nothing],
+                               pretrained_dir=shipped_dir)
+    assert weights == demo_model.path
+    cfg_path = tmp_path / "other_shape.yml"
+    cfg_path.write_text("DATASET: {input_joint_set: human36}\n"
+                        "MODEL: {name: pose2mesh_net, posenet_hidden: 128}\n")
+    with pytest.raises(Pose2MeshError, match="shipped pretrained model has another network shape"):
+        resolve_model("human36", cfg_path=cfg_path, search_roots=[nothing], pretrained_dir=shipped_dir)
+    # The fp16 file runs: same predictions as the float32 checkpoint within fp16 round-off.
+    runner16 = DemoRunner.from_config(cfg, shipped, fit_body=False)
+    runner32 = DemoRunner.from_config(cfg, demo_model.path, fit_body=False)
+    pose = np.random.default_rng(3).uniform(100, 400, (1, 17, 2))
+    torch.testing.assert_close(runner16.predict(pose), runner32.predict(pose), atol=2e-3, rtol=2e-2)
 
 
 def test_missing_weights_and_mismatched_config_are_one_line_errors(demo_model, tmp_path):
-    with pytest.raises(Pose2MeshError, match=r"bash scripts/quickstart.sh.*--weights") as err:
-        resolve_model("human36", search_roots=[tmp_path / "nothing"])
+    nothing = tmp_path / "nothing"
+    with pytest.raises(Pose2MeshError, match=r"pretrained model .*pose2mesh_human36J_anny.pth.tar "
+                       r"is missing; regenerate it with `bash tools/train_pretrained.sh human36`") as err:
+        resolve_model("human36", search_roots=[nothing], pretrained_dir=nothing)
     assert "\n" not in str(err.value)
-    with pytest.raises(Pose2MeshError, match="main/train.py --cfg .*cocoJ"):
-        resolve_model("coco", search_roots=[tmp_path / "nothing"])
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "pose2mesh_cocoJ_anny.pth.tar").write_text("not a checkpoint")
+    with pytest.raises(Pose2MeshError, match=r"pose2mesh_cocoJ_anny.pth.tar is corrupt .*regenerate"):
+        resolve_model("coco", search_roots=[nothing], pretrained_dir=corrupt)
+    with pytest.raises(Pose2MeshError, match="main/train.py --cfg .*manoJ"):
+        resolve_model("mano", search_roots=[nothing], pretrained_dir=nothing)
     with pytest.raises(Pose2MeshError, match="is for joint set 'human36'.*'coco'"):
         resolve_model("coco", cfg_path=CFG, weights=demo_model.path)
     with pytest.raises(Pose2MeshError, match="model weights not found: .*absent"):
@@ -371,3 +410,31 @@ def test_sample_inputs_are_generated_and_readable(tmp_path):
         if (committed / name).is_file():  # deterministic: same as the files in the repo
             np.testing.assert_allclose(np.load(committed / name), np.load(tmp_path / name),
                                        atol=0.05)
+
+
+def test_fitted_full_body_and_its_parameter_file(demo_model, anny_body, tmp_path):
+    """With the body fit the demo renders and saves the 13,718-vertex anny body fitted to the
+    network's mesh, and demo_mesh_<i>_anny.json rebuilds exactly that OBJ."""
+    import json
+
+    from pose2mesh.body_fit import AnnyBodyFitter
+
+    focal, princpt = 1000.0, (400.0, 300.0)
+    mesh_m, _, uv = _posed_scene(demo_model.body_model, "walk_contact", 4.0, focal, princpt)
+    fitter = AnnyBodyFitter(demo_model.body_model, anny_body, iterations=40)
+    runner = DemoRunner(OracleNet(mesh_m), demo_model.body_model, "human36", focal_px=focal,
+                        fitter=fitter)
+    result = runner.run([_with_confidence(uv)], tmp_path, image=np.full((601, 801, 3), 255, np.uint8))
+    person = result.people[0]
+    assert person.error_px < 8.0
+    vertices, faces = load_obj(tmp_path / "demo_mesh_0.obj")
+    assert vertices.shape == (anny_body.num_vertices, 3) and len(faces) == len(anny_body.faces)
+    record = json.loads((tmp_path / "demo_mesh_0_anny.json").read_text())
+    assert record["bone_labels"] == list(anny_body.bone_labels) and record["fit_vertex_error_mm"] < 30
+    params = {"pose_aa": torch.tensor(record["pose_aa_rad"])[None],
+              "phenotype": torch.tensor([record["phenotype"][k] for k in anny_body.phenotype_labels])[None],
+              "transl_m": torch.tensor(record["transl_m"])[None]}
+    with torch.no_grad():
+        rebuilt = anny_body(**params)[0].numpy()
+    np.testing.assert_allclose(rebuilt, vertices, atol=2e-4)
+    assert record["camera"]["focal_px"] == focal

@@ -19,8 +19,8 @@ from pose2mesh.mocap.convert import convert_takes
 from pose2mesh.mocap.library import load_pose_library, save_pose_library
 from pose2mesh.mocap.retarget import (
     AnnyRig, Retargeter, SkeletonReference, _BODY_MAP, canonical_names, check_skeleton,
-    rotation_between,
 )
+from pose2mesh.rotations import rotation_between
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,13 +161,18 @@ def test_bvh_without_frames_and_unknown_bones(tmp_path):
 
 
 def test_rotation_between_turns_source_onto_target():
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        a, b = rng.normal(size=3), rng.normal(size=3)
-        rotation = rotation_between(a, b)
-        np.testing.assert_allclose(rotation @ (a / np.linalg.norm(a)), b / np.linalg.norm(b), atol=1e-9)
-        np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
-    np.testing.assert_allclose(rotation_between(a, -a) @ a, -a, atol=1e-9)
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.randn(20, 3, generator=generator, dtype=torch.float64), torch.randn(20, 3, generator=generator, dtype=torch.float64)
+    a[0], b[0] = torch.tensor([1.0, 0, 0]), torch.tensor([-2.0, 0, 0])  # opposite
+    a[1], b[1] = torch.tensor([0, 3.0, 0]), torch.tensor([0, 1.0, 0])  # parallel
+    rotation = rotation_between(a, b)
+    unit = torch.nn.functional.normalize
+    torch.testing.assert_close((rotation @ unit(a, dim=-1)[..., None])[..., 0], unit(b, dim=-1))
+    torch.testing.assert_close(rotation @ rotation.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(20, 3, 3))
+    torch.testing.assert_close(rotation[1], torch.eye(3, dtype=torch.float64))
+    # Hand-checked: x onto y is +90 deg about z.
+    torch.testing.assert_close(rotation_between(torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0])),
+                               torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]))
 
 
 def test_retargeted_anny_bones_point_along_the_mocap_bones(tmp_path, rig, anny_small):

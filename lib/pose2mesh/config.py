@@ -154,16 +154,22 @@ def _overrides_to_dict(opts: Sequence[str]) -> dict:
     return nested
 
 
-def load_config(path: str | Path | None = None, opts: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then the YAML file at ``path`` (if any), then ``KEY VALUE`` overrides.
+def load_config(path: str | Path | Mapping | None = None, opts: Sequence[str] = (), *,
+                source: str | None = None) -> CfgNode:
+    """Defaults, then a YAML file at ``path`` (or a mapping of the same layout, e.g. the config
+    saved in a checkpoint), then ``KEY VALUE`` overrides.
 
+    Args:
+        source: how messages name a mapping ``path`` (default: "the given config").
     Raises:
         Pose2MeshError: missing/unparsable file, unknown section or key, wrong value type.
     Returns:
         A frozen CfgNode.
     """
     cfg = get_default_config()
-    if path is not None:
+    if isinstance(path, Mapping):
+        _merge(cfg, path, source or "the given config")
+    elif path is not None:
         path = Path(path)
         if not path.is_file():
             raise Pose2MeshError(f"config file not found: {path}")

@@ -6,7 +6,9 @@
    an experiment folder); otherwise ``TEST.weight_path`` of ``--cfg`` when that file exists;
    otherwise the newest ``final.pth.tar`` (else ``best.pth.tar``, else the newest
    ``checkpoint<N>.pth.tar``) under ``experiment/*/checkpoint/`` whose saved config is a
-   Pose2Mesh model for the input joint set (and, with ``--cfg``, has the same network shape).
+   Pose2Mesh model for the input joint set (and, with ``--cfg``, has the same network shape);
+   otherwise the shipped pretrained model of ``asset/pretrained/`` for the joint set
+   (:mod:`pose2mesh.pretrained`; with ``--cfg`` only if its network shape matches).
    Without ``--cfg`` the checkpoint's own saved config is used. ``MODEL.posenet_pretrained``
    is forced off: the checkpoint holds the lifter too.
 2. **Network input**: every person's missing joints (confidence <= 0) are given positions by
@@ -14,8 +16,11 @@
    standardised per axis (:func:`pose2mesh.camera.standardize_pose2d`; this equals the
    training crop normalisation of DATA_FORMATS 1.5 without rotation).
 3. **Prediction**: one batched forward pass for all people gives root-relative meshes in
-   metres, camera axes (x right, y down, z forward), body-model vertex order; the input joint
-   set's joints are regressed from each mesh with the body model's regressor.
+   metres, camera axes (x right, y down, z forward), body-model vertex order. For anny
+   models the full-resolution anny body is then fitted to each mesh
+   (:class:`pose2mesh.body_fit.AnnyBodyFitter`, batched) and replaces it (``--raw_mesh``
+   keeps the network's mesh). The input joint set's joints are regressed from each output
+   mesh with the body model's regressor.
 4. **Camera**: per person a weak-perspective camera ``uv = s * XY + t`` is fitted in closed
    form (:func:`pose2mesh.camera.fit_weak_perspective`) by weighted least squares of the
    regressed joints' x, y (metres) onto the input pixels, with the confidences as weights:
@@ -38,13 +43,14 @@
    colour per person), ``demo_mesh_side.png`` (the meshes turned 90 degrees about the
    vertical axis, white canvas) and ``demo_mesh_<i>.obj`` per person ``i`` of the input
    file, in the camera frame above (metres, x right, y down, z forward, translated by T),
-   so the OBJ files of several people form one scene.
+   so the OBJ files of several people form one scene; with the body fit also
+   ``demo_mesh_<i>_anny.json``: the body's anny parameters (pose, phenotype, translation in
+   that frame) and the camera (:func:`write_body_parameters`).
 """
 from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +59,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pose2mesh.body_fit import AnnyBodyFitter, BodyFit
 from pose2mesh.camera import (
     fit_weak_perspective,
     standardize_pose2d,
@@ -63,6 +70,13 @@ from pose2mesh.config import load_config
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import JointSet, get_joint_set
 from pose2mesh.pose_input import fill_missing_joints
+from pose2mesh.engine.checkpoint import network_matches, saved_config
+from pose2mesh.pretrained import (
+    PRETRAINED_DIR,
+    PRETRAINED_JOINT_SETS,
+    check_pretrained,
+    pretrained_path,
+)
 from pose2mesh.vis import canvas_shape_for_pose, draw_skeleton, render_meshes, render_side_view
 from pose2mesh.vis import save_obj, write_image
 from pose2mesh.vis.render import PALETTE_RGB
@@ -77,6 +91,7 @@ POSE_IMAGE = "demo_pose2d.png"
 MESH_IMAGE = "demo_mesh.png"
 SIDE_IMAGE = "demo_mesh_side.png"
 OBJ_NAME = "demo_mesh_{}.obj"
+PARAMS_NAME = "demo_mesh_{}_anny.json"
 FORCED_OPTS = ("MODEL.posenet_pretrained", "False")
 # Config used with --weights when neither --cfg nor a config saved in the checkpoint exists.
 FALLBACK_CONFIGS = {
@@ -90,41 +105,10 @@ TRAIN_CONFIGS = {
     "mano": "asset/yaml/pose2mesh_manoJ_train_synthetic_hand.yml",
     "smpl": "asset/yaml/pose2mesh_smplJ_train_surreal.yml",
 }
-# Keys that fix the network's parameter shapes: a found checkpoint must agree with --cfg.
-_SHAPE_KEYS = ("body_model", "topology", "graph_levels", "cheb_order", "posenet_hidden",
-               "posenet_stages")
 _CHECKPOINT_KINDS = ("final", "best", "numbered")
 
 
 # ----------------------------------------------------------------------------- model lookup
-def _saved_config(path: Path) -> dict | None:
-    """The config dict saved in a checkpoint (or its experiment's config.yaml), or None."""
-    import yaml
-
-    from pose2mesh.engine.checkpoint import load_checkpoint
-
-    text = None
-    try:
-        text = load_checkpoint(path, mmap=True).get("config")
-    except Pose2MeshError:
-        return None
-    if not text:
-        beside = path.parent.parent / "config.yaml"
-        text = beside.read_text() if beside.is_file() else None
-    try:
-        values = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return None
-    return values if isinstance(values, dict) else None
-
-
-def _config_matches(saved: dict, joint_set: str, like=None) -> bool:
-    model, dataset = saved.get("MODEL") or {}, saved.get("DATASET") or {}
-    if model.get("name") != "pose2mesh_net" or dataset.get("input_joint_set") != joint_set:
-        return False
-    return like is None or all(model.get(key) == like.MODEL[key] for key in _SHAPE_KEYS)
-
-
 def find_default_weights(joint_set: str, roots: Sequence[str | Path], like=None) -> Path | None:
     """The newest ``final.pth.tar`` (else ``best.pth.tar``, else the newest numbered
     checkpoint) under ``<root>/*/checkpoint/`` whose saved config is a ``pose2mesh_net`` for
@@ -144,10 +128,19 @@ def find_default_weights(joint_set: str, roots: Sequence[str | Path], like=None)
                 continue
             candidates.append((kind, -path.stat().st_mtime, -epoch, path))
     for *_, path in sorted(candidates):
-        saved = _saved_config(path)
-        if saved is not None and _config_matches(saved, joint_set, like):
+        saved = saved_config(path)
+        if saved is not None and network_matches(saved, joint_set, like):
             return path
     return None
+
+
+def _matching_pretrained(joint_set: str, like, folder: Path) -> Path | None:
+    """The shipped model for ``joint_set`` if its network shape fits the config ``like``."""
+    if joint_set not in PRETRAINED_JOINT_SETS or not pretrained_path(joint_set, folder).is_file():
+        return None
+    path = check_pretrained(joint_set, folder)
+    saved = saved_config(path)
+    return path if saved is not None and network_matches(saved, joint_set, like) else None
 
 
 def _no_weights_message(joint_set: str, roots: Sequence[str | Path]) -> str:
@@ -157,22 +150,10 @@ def _no_weights_message(joint_set: str, roots: Sequence[str | Path]) -> str:
     else:
         how = (f"train them with `python main/train.py --cfg {TRAIN_CONFIGS[joint_set]}` "
                "(scripts/quickstart.sh shows the recipe for human36)")
-    return (f"no trained Pose2Mesh weights for joint set '{joint_set}' under {where}: "
+    shipped = (" (the shipped pretrained model has another network shape than --cfg; "
+               "leave --cfg out to run it)" if joint_set in PRETRAINED_JOINT_SETS else "")
+    return (f"no trained Pose2Mesh weights for joint set '{joint_set}' under {where}{shipped}: "
             f"{how}, or pass --weights FILE")
-
-
-def _load_saved_config(weights: Path, saved: dict, opts: Sequence[str]):
-    """``load_config`` on the config saved in a checkpoint (errors name the checkpoint)."""
-    import yaml
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "saved_config.yaml"
-        path.write_text(yaml.safe_dump(saved))
-        try:
-            return load_config(path, opts)
-        except Pose2MeshError as err:
-            raise Pose2MeshError(
-                str(err).replace(str(path), f"the config saved in {weights}")) from None
 
 
 def resolve_model(
@@ -182,6 +163,7 @@ def resolve_model(
     weights: str | Path | None = None,
     opts: Sequence[str] = (),
     search_roots: Sequence[str | Path] = ("experiment",),
+    pretrained_dir: str | Path = PRETRAINED_DIR,
 ):
     """The (frozen config, checkpoint path) the demo runs; see the module docstring.
 
@@ -191,6 +173,7 @@ def resolve_model(
         weights: ``--weights``: a checkpoint file or an experiment/checkpoint folder.
         opts: ``KEY VALUE`` config overrides.
         search_roots: folders whose ``*/checkpoint/`` are searched for default weights.
+        pretrained_dir: where the shipped models are (used when the search finds none).
     Raises:
         Pose2MeshError: no weights found, config for another joint set or not a mesh model,
             unreadable files, bad overrides.
@@ -208,17 +191,21 @@ def resolve_model(
             weights_path = Path(cfg.TEST.weight_path)
         else:
             weights_path = find_default_weights(joint_set, search_roots, like=cfg)
+            if weights_path is None:
+                weights_path = _matching_pretrained(joint_set, cfg, Path(pretrained_dir))
         if weights_path is None:
             raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
     else:
         weights_path = resolve_weights(weights) if weights else find_default_weights(
             joint_set, search_roots)
+        if weights_path is None and joint_set in PRETRAINED_JOINT_SETS:
+            weights_path = check_pretrained(joint_set, pretrained_dir)
         if weights_path is None:
             raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
-        saved = _saved_config(weights_path)
+        saved = saved_config(weights_path)
         if saved is not None:
-            cfg = _load_saved_config(weights_path, saved, opts)
             source = f"the config saved in {weights_path}"
+            cfg = load_config(saved, opts, source=source)
         else:
             source = FALLBACK_CONFIGS[joint_set]
             cfg = load_config(REPO_ROOT / source, opts)
@@ -314,6 +301,8 @@ class PersonResult:
         error_px: weak-perspective fit's weighted mean reprojection error.
         render_error_px: the same for the joints as rendered (pinhole).
         spread_fallback: the scale came from the spread ratio (see :func:`fit_cameras`).
+        body: the fitted anny parameters (``pose_aa`` (NB, 3), ``phenotype`` (6,),
+            ``transl_m`` (3,) root-relative, ``fit_error_mm``), None for a raw network mesh.
     """
 
     index: int
@@ -327,6 +316,7 @@ class PersonResult:
     error_px: float
     render_error_px: float
     spread_fallback: bool
+    body: dict | None = None
 
     @property
     def mesh_cam_m(self) -> np.ndarray:
@@ -365,20 +355,26 @@ class DemoRunner:
     """
 
     def __init__(self, model: torch.nn.Module, body_model, joint_set: JointSet | str, *,
-                 focal_px: float | None = None, renderer: str = "auto"):
+                 focal_px: float | None = None, renderer: str = "auto",
+                 fitter: AnnyBodyFitter | None = None):
         self.model = model.eval()
         self.body_model = body_model
+        self.fitter = fitter
         self.joint_set = get_joint_set(joint_set) if isinstance(joint_set, str) else joint_set
         self.device = body_model.faces.device
-        self.faces = body_model.faces.detach().cpu().numpy()
+        self.output_body = fitter.output_body if fitter is not None else body_model
+        self.faces = self.output_body.faces.detach().cpu().numpy()
         self.focal_px = focal_px
         self.renderer = renderer
-        body_model.joint_regressor(self.joint_set.name)  # a missing regressor fails here
+        self.output_body.joint_regressor(self.joint_set.name)  # a missing regressor fails here
 
     @classmethod
-    def from_config(cls, cfg, weights: str | Path, *, gpu: str = "", **kwargs) -> "DemoRunner":
+    def from_config(cls, cfg, weights: str | Path, *, gpu: str = "", fit_body: bool = True,
+                    fit_iterations: int = 40, **kwargs) -> "DemoRunner":
         """Build body model, mesh hierarchy and network with the engine's builders, load the
-        checkpoint's ``model_state_dict``; ``gpu``: ``--gpu`` ids (first one used)."""
+        checkpoint's ``model_state_dict``; ``gpu``: ``--gpu`` ids (first one used).
+        ``fit_body`` (anny bodies only): fit the full-resolution anny body to each predicted
+        mesh (:mod:`pose2mesh.body_fit`) and render that; False renders the raw network mesh."""
         from pose2mesh.engine import builders
         from pose2mesh.engine.checkpoint import load_model_weights
         from pose2mesh.engine.distributed import DistContext, parse_gpu_ids, resolve_device
@@ -388,21 +384,38 @@ class DemoRunner:
         hierarchy = builders.build_hierarchy(cfg, body_model)
         model = builders.build_network(cfg, hierarchy).to(device)
         checkpoint = load_model_weights(model, weights)
-        logger.info("model: %s (epoch %s), body model %s/%s (%d vertices), device %s",
-                    weights, checkpoint.get("epoch", "?"), cfg.MODEL.body_model,
+        shipped = " (shipped pretrained model)" if "source" in checkpoint else ""
+        logger.info("model: %s%s (epoch %s), body model %s/%s (%d vertices), device %s",
+                    weights, shipped, checkpoint.get("epoch", "?"), cfg.MODEL.body_model,
                     cfg.MODEL.topology, body_model.num_vertices, device)
-        return cls(model, body_model, cfg.DATASET.input_joint_set, **kwargs)
+        fitter = None
+        if fit_body and cfg.MODEL.body_model == "anny":
+            from pose2mesh.body_models.anny_model import build_anny_body
+
+            full_body = build_anny_body("default").to(device)
+            fitter = AnnyBodyFitter(body_model, full_body, iterations=fit_iterations).to(device)
+            logger.info("body fit: anny parameters fitted to the network mesh, rendered on the "
+                        "%d-vertex body (--raw_mesh renders the network mesh)",
+                        full_body.num_vertices)
+        return cls(model, body_model, cfg.DATASET.input_joint_set, fitter=fitter, **kwargs)
 
     @torch.no_grad()
-    def predict(self, filled_poses_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P, J, 2+) pixel poses without missing joints -> (meshes (P, V, 3), joints
-        (P, J, 3)) float64 NumPy, root-relative, camera axes, metres."""
+    def predict(self, filled_poses_px: np.ndarray) -> torch.Tensor:
+        """(P, J, 2+) pixel poses without missing joints -> the network's meshes (P, V, 3),
+        root-relative, camera axes, metres, on the model's device."""
         xy = torch.as_tensor(np.asarray(filled_poses_px)[..., :2], dtype=torch.float32,
                              device=self.device)
-        mesh_m = self.model(standardize_pose2d(xy))["mesh_m"].float()
-        joints_m = self.body_model.regress_joints(mesh_m, self.joint_set.name)
-        return (mesh_m.cpu().numpy().astype(np.float64),
-                joints_m.cpu().numpy().astype(np.float64))
+        return self.model(standardize_pose2d(xy))["mesh_m"].float()
+
+    def shape_output(self, mesh_m: torch.Tensor) -> tuple[np.ndarray, np.ndarray, BodyFit | None]:
+        """The meshes to place and render: the fitted full-resolution bodies (with a fitter)
+        or the network meshes, and their input-set joints, float64 NumPy (P, V, 3), (P, J, 3)."""
+        fit = self.fitter(mesh_m) if self.fitter is not None else None
+        vertices_m = fit.vertices_m if fit is not None else mesh_m
+        with torch.no_grad():
+            joints_m = self.output_body.regress_joints(vertices_m, self.joint_set.name)
+        return (vertices_m.detach().cpu().numpy().astype(np.float64),
+                joints_m.cpu().numpy().astype(np.float64), fit)
 
     @staticmethod
     def _auto_focal_px(image_hw, scale_px_per_m: np.ndarray, meshes_m: np.ndarray) -> float:
@@ -453,8 +466,11 @@ class DemoRunner:
             filled = np.stack([fill_missing_joints(p, self.joint_set) for p in poses]).astype(
                 np.float64)
             mark = time.perf_counter()
-            meshes, joints = self.predict(filled)
+            network_mesh_m = self.predict(filled)
             timings["network"] = (time.perf_counter() - mark) * 1e3
+            mark = time.perf_counter()
+            meshes, joints, body_fit = self.shape_output(network_mesh_m)
+            timings["body_fit"] = (time.perf_counter() - mark) * 1e3
             mark = time.perf_counter()
             fit = fit_cameras(joints, poses)
             timings["camera_fit"] = (time.perf_counter() - mark) * 1e3
@@ -479,7 +495,8 @@ class DemoRunner:
                 joints_m=joints[k], scale_px_per_m=float(fit.scale_px_per_m[k]),
                 trans_px=fit.trans_px[k], translation_m=translation[k],
                 error_px=float(fit.error_px[k]), render_error_px=float(render_error[k]),
-                spread_fallback=bool(fit.spread_fallback[k])))
+                spread_fallback=bool(fit.spread_fallback[k]),
+                body=None if body_fit is None else _body_parameters(body_fit, k)))
 
         mark = time.perf_counter()
         placed = [person.mesh_cam_m for person in result.people]
@@ -504,11 +521,51 @@ class DemoRunner:
         for person in result.people:
             result.files[f"obj_{person.index}"] = save_obj(
                 output_dir / OBJ_NAME.format(person.index), person.mesh_cam_m, self.faces)
+            if person.body is not None:
+                result.files[f"anny_{person.index}"] = write_body_parameters(
+                    output_dir / PARAMS_NAME.format(person.index), person, result,
+                    self.output_body)
         timings["write"] = (time.perf_counter() - mark) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         result.timings_ms = timings
         _log_result(result, len(people))
         return result
+
+
+def _body_parameters(fit: BodyFit, k: int) -> dict:
+    return {"pose_aa": fit.pose_aa[k].detach().cpu().double().numpy(),
+            "phenotype": fit.phenotype[k].detach().cpu().double().numpy(),
+            "transl_m": fit.transl_m[k].detach().cpu().double().numpy(),
+            "fit_error_mm": float(fit.vertex_error_mm[k])}
+
+
+def write_body_parameters(path: Path, person: PersonResult, result: "DemoResult",
+                          body_model) -> Path:
+    """``demo_mesh_<i>_anny.json``: the person's fitted anny body and camera.
+
+    ``build_anny_body("default")(pose_aa=..., phenotype=..., transl_m=...)`` with these values
+    gives the vertices of ``demo_mesh_<i>.obj`` (camera frame: x right, y down, z forward,
+    metres); the pinhole camera (focal, principal point) renders them onto the picture."""
+    import json
+
+    from pose2mesh.vis.mesh_io import atomic_write_bytes
+
+    body = person.body
+    record = {
+        "body_model": "anny", "rig": "anny", "topology": "default",
+        "frame": "camera: x right, y down, z forward, metres",
+        "bone_labels": list(body_model.bone_labels),
+        "pose_aa_rad": body["pose_aa"].round(6).tolist(),
+        "phenotype": dict(zip(body_model.phenotype_labels, body["phenotype"].round(6).tolist())),
+        "transl_m": (body["transl_m"] + person.translation_m).round(6).tolist(),
+        "camera": {"focal_px": result.focal_px, "princpt_px": list(result.princpt_px),
+                   "image_hw": list(result.image_hw),
+                   "weak_perspective": {"scale_px_per_m": person.scale_px_per_m,
+                                        "trans_px": person.trans_px.tolist()}},
+        "fit_vertex_error_mm": round(body["fit_error_mm"], 3),
+        "camera_fit_error_px": round(person.error_px, 3),
+    }
+    return atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
 def _warn_if_outside(poses_px: np.ndarray, image_hw, source: str) -> None:

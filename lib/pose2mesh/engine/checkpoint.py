@@ -187,3 +187,37 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
         raise Pose2MeshError(f"checkpoint {path} does not fit the model: {', '.join(problems)}")
     model.load_state_dict(state)
     return checkpoint
+
+
+# Keys that fix a network's parameter shapes: a checkpoint found for a config must agree.
+NETWORK_SHAPE_KEYS = ("body_model", "topology", "graph_levels", "cheb_order", "posenet_hidden",
+                      "posenet_stages")
+
+
+def saved_config(path: str | os.PathLike) -> dict | None:
+    """The config dict saved in a checkpoint (or its experiment's ``config.yaml``), or None
+    when there is none or the file does not load."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = load_checkpoint(path, mmap=True).get("config")
+    except Pose2MeshError:
+        return None
+    if not text:
+        beside = path.parent.parent / "config.yaml"
+        text = beside.read_text() if beside.is_file() else None
+    try:
+        values = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return None
+    return values if isinstance(values, dict) else None
+
+
+def network_matches(saved: dict, joint_set: str, like=None, model_name: str = "pose2mesh_net") -> bool:
+    """Whether a saved config dict is a ``model_name`` network for input ``joint_set`` and,
+    given a config ``like``, has its :data:`NETWORK_SHAPE_KEYS`."""
+    model, dataset = saved.get("MODEL") or {}, saved.get("DATASET") or {}
+    if model.get("name") != model_name or dataset.get("input_joint_set") != joint_set:
+        return False
+    return like is None or all(model.get(key) == like.MODEL[key] for key in NETWORK_SHAPE_KEYS)

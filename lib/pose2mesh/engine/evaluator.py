@@ -21,7 +21,13 @@ import torch
 from tqdm import tqdm
 
 from pose2mesh.engine import builders
-from pose2mesh.engine.checkpoint import latest_checkpoint, load_model_weights, preserved_rng_state
+from pose2mesh.engine.checkpoint import (
+    latest_checkpoint,
+    load_model_weights,
+    network_matches,
+    preserved_rng_state,
+    saved_config,
+)
 from pose2mesh.engine.cpu_memory import keep_freed_memory
 from pose2mesh.engine.distributed import (
     DistContext,
@@ -236,6 +242,22 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
     raise Pose2MeshError(f"model weights not found: {path} (no checkpoint file there)")
 
 
+def test_weights(cfg, weights: str | None = None) -> Path:
+    """``--weights``, else ``TEST.weight_path``; when that file does not exist, the shipped
+    pretrained model (``asset/pretrained/``) whose network fits the config, if there is one."""
+    from pose2mesh.pretrained import PRETRAINED_JOINT_SETS, check_pretrained
+
+    if weights or not cfg.TEST.weight_path or Path(cfg.TEST.weight_path).exists():
+        return resolve_weights(weights if weights else cfg.TEST.weight_path)
+    joint_set = cfg.DATASET.input_joint_set
+    if cfg.MODEL.name == "pose2mesh_net" and joint_set in PRETRAINED_JOINT_SETS:
+        shipped = check_pretrained(joint_set)
+        saved = saved_config(shipped)
+        if saved is not None and network_matches(saved, joint_set, like=cfg):
+            return shipped
+    return resolve_weights(cfg.TEST.weight_path)
+
+
 def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir: str | None = None) -> dict[str, float]:
     """The ``main/test.py`` job: load the weights, evaluate the model and the mean-pose
     baseline on the test set, print the table and write ``result/metrics.json`` (and OBJ
@@ -244,7 +266,7 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
     try:
         gpu_ids = parse_gpu_ids(gpu)
         device = resolve_device(cfg.DEVICE, gpu_ids, ctx)
-        weights_path = resolve_weights(weights if weights else cfg.TEST.weight_path)
+        weights_path = test_weights(cfg, weights)
         exp, _ = prepare_experiment(cfg.OUTPUT_ROOT, ctx, exp_dir=exp_dir, training=False)
         log = setup_logger(exp.log_file, is_main=ctx.is_main)
         log.info("experiment folder: %s", exp.root)
@@ -253,7 +275,8 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
         builders.seed_everything(int(cfg.SEED) + ctx.rank)
         parts = builders.build_run_parts(cfg, device)
         checkpoint = load_model_weights(parts.model, weights_path)
-        log.info("weights: %s (epoch %s)", weights_path, checkpoint.get("epoch", "?"))
+        shipped = " (shipped pretrained model)" if "source" in checkpoint else ""
+        log.info("weights: %s%s (epoch %s)", weights_path, shipped, checkpoint.get("epoch", "?"))
         model = parts.model if ctx.is_distributed else wrap_model(parts.model, device, ctx, gpu_ids)
         evaluator = Evaluator(
             parts.test_set, builders.build_test_loader(cfg, parts.test_set, ctx, device), parts.body_model,

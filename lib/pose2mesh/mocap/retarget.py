@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import roma
 import torch
 
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.mocap.bvh import BvhMotion
+from pose2mesh.rotations import local_from_world_deltas, rotation_between
 
 CC_BASE_NAMES: dict[str, str] = {
     "CC_Base_Hip": "Hips", "CC_Base_Waist": "LowerBack", "CC_Base_Spine01": "Spine",
@@ -208,7 +208,8 @@ class Retargeter:
             child_joint, child_bone = direction
             anny_dir = rig.heads_m[index[child_bone]] - rig.heads_m[index[bone]]
             mocap_dir = self.axes @ (reference.positions[child_joint] - reference.positions[joint])
-            self.corrections[index[bone]] = rotation_between(anny_dir, mocap_dir)
+            self.corrections[index[bone]] = rotation_between(
+                torch.from_numpy(anny_dir), torch.from_numpy(mocap_dir)).numpy()
 
     def __call__(self, motion: BvhMotion, frame_index: np.ndarray) -> np.ndarray:
         """(T, NB, 3) float64 ``pose_aa`` of ``motion`` at ``frame_index`` (T,)."""
@@ -224,27 +225,10 @@ class Retargeter:
                 continue
             motion_world = world[:, column[joint]] @ self.reference.rotations[joint].T
             deltas[:, bone] = self.axes @ motion_world @ self.axes.T @ self.corrections[bone]
-        parents = np.maximum(self.rig.parents, 0)
-        w = self.rig.orientations
-        local = (np.swapaxes(w, -1, -2) @ np.swapaxes(deltas[:, parents], -1, -2)
-                 @ deltas @ w)
-        local[:, 0] = deltas[:, 0]
-        return roma.rotmat_to_rotvec(torch.from_numpy(local)).numpy()
-
-
-def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(3, 3) smallest rotation turning direction ``source`` (3,) onto ``target`` (3,)."""
-    a, b = _unit(source), _unit(target)
-    axis = np.cross(a, b)
-    sin, cos = np.linalg.norm(axis), float(a @ b)
-    if sin < 1e-12:
-        if cos > 0:
-            return np.eye(3)
-        perpendicular = np.cross(a, np.eye(3)[np.argmin(np.abs(a))])
-        axis, angle = _unit(perpendicular), np.pi
-    else:
-        axis, angle = axis / sin, np.arctan2(sin, cos)
-    return roma.rotvec_to_rotmat(torch.from_numpy(axis * angle)).numpy()
+        return local_from_world_deltas(
+            torch.from_numpy(deltas), torch.from_numpy(self.rig.parents),
+            torch.from_numpy(self.rig.orientations),
+        ).numpy()
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
