@@ -108,6 +108,55 @@ def test_bad_checkpoint_files_are_one_line_errors(tmp_path):
     with pytest.raises(Pose2MeshError, match="cannot read checkpoint") as info:
         ckpt.load_checkpoint(truncated)
     assert "\n" not in str(info.value)
+    text = tmp_path / "notes.pth.tar"
+    text.write_text("these are not weights\n")
+    with pytest.raises(Pose2MeshError, match="cannot read checkpoint .*notes.pth.tar: not a PyTorch checkpoint"):
+        ckpt.load_checkpoint(text)
     ckpt.atomic_save({"epoch": 1, "model_state_dict": {"other.weight": torch.zeros(2)}}, tmp_path / "x.pth.tar")
     with pytest.raises(Pose2MeshError, match="does not fit the model: .*missing keys.*unexpected keys"):
         ckpt.load_model_weights(TinyNet(12, True), tmp_path / "x.pth.tar")
+
+
+class _RunsCode:
+    """A pickle payload that would create ``marker`` when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_by_every_command(tmp_path):
+    """Hostile-file promise: no file passed as --weights is unpickled beyond tensors and
+    plain values; the demo and main/test.py refuse it in one line (exit 2)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marker = tmp_path / "payload_ran"
+    evil = tmp_path / "evil.pth.tar"
+    torch.save({"model_state_dict": {}, "epoch": 1, "extra": _RunsCode(marker)}, evil)
+    with pytest.raises(Pose2MeshError, match=r"refusing to load .*evil.pth.tar.*posix.system"):
+        ckpt.load_checkpoint(evil)
+    repo = Path(__file__).resolve().parents[1]
+    pose = tmp_path / "pose.npy"
+    np.save(pose, np.random.default_rng(0).uniform(50, 400, (17, 2)))
+    commands = [
+        [repo / "demo" / "run.py", "--input_pose", pose, "--weights", evil, "--output_dir", tmp_path / "out"],
+        [repo / "main" / "test.py", "--cfg", repo / "asset" / "yaml" / "posenet_human36J_test_synthetic.yml",
+         "--weights", evil, "--exp_dir", tmp_path / "exp", "SYNTHETIC.test_size", "8", "MODEL.posenet_hidden", "32",
+         "MODEL.topology", "notoes_collapse10pc"],
+    ]
+    for command in commands:
+        done = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr[-2000:]
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: refusing to load") and str(evil) in lines[-1], lines
+        assert not marker.exists()
+    # Numpy scalars (as the original release's checkpoints hold) are plain values: they load.
+    plain = tmp_path / "numpy_scalars.pth.tar"
+    torch.save({"model_state_dict": {}, "epoch": np.int64(3), "error": np.float64(1.5)}, plain)
+    assert ckpt.load_checkpoint(plain)["epoch"] == 3

@@ -124,25 +124,44 @@ def save_checkpoint(state: dict, checkpoint_dir: str | os.PathLike, *, is_final:
     return path
 
 
+def _numpy_scalar_globals() -> list:
+    """The numpy types a pickled numpy scalar refers to (the original release's checkpoints
+    hold some): allowed in the safe loader, which still runs no code."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core
+    return [multiarray.multiarray.scalar, np.dtype,
+            *(type(np.dtype(code)) for code in "?bhilqBHILQefdgFD")]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
     """Load a checkpoint file (``mmap``: map tensors lazily, to read small fields cheaply).
 
-    Files written by this framework load with ``weights_only=True``. Older files (e.g. the
-    original release's, which pickle numpy scalars) are retried with full unpickling, which
-    is only safe for files from a trusted source.
+    Only the safe loader runs (``torch.load(..., weights_only=True)``): tensors, containers,
+    plain values and numpy scalars (as in the original release's files). A file that needs
+    anything else -- e.g. a pickle that would call a function -- is refused, never unpickled.
 
     Raises:
-        Pose2MeshError: missing, truncated or unreadable file.
+        Pose2MeshError: missing, truncated, unreadable or unsafe file (one line).
     """
     path = Path(path)
     if not path.is_file():
         raise Pose2MeshError(f"checkpoint file not found: {path}")
     try:
-        try:
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-        except pickle.UnpicklingError:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as err:
+    except pickle.UnpicklingError as err:
+        detail = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "global" in line]
+        if detail:
+            raise Pose2MeshError(
+                f"refusing to load {path}: it holds objects that are not tensors or plain values "
+                f"({detail[0].rstrip('.')}); only checkpoints that load with "
+                "torch.load(weights_only=True) are accepted") from None
+        raise Pose2MeshError(f"cannot read checkpoint {path}: not a PyTorch checkpoint") from None
+    except (KeyError, EOFError, ValueError) as err:  # e.g. a text file: "invalid load key"
+        raise Pose2MeshError(f"cannot read checkpoint {path}: not a PyTorch checkpoint "
+                             f"({type(err).__name__}: {err})") from None
+    except Exception as err:  # any other failure to parse a user's file is a bad file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise Pose2MeshError(f"cannot read checkpoint {path}: {reason}") from None
     if not isinstance(checkpoint, Mapping) or "model_state_dict" not in checkpoint:
