@@ -158,12 +158,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = Fa
                 f"({detail[0].rstrip('.')}); only checkpoints that load with "
                 "torch.load(weights_only=True) are accepted") from None
         raise Pose2MeshError(f"cannot read checkpoint {path}: not a PyTorch checkpoint") from None
-    except (KeyError, EOFError, ValueError) as err:  # e.g. a text file: "invalid load key"
-        raise Pose2MeshError(f"cannot read checkpoint {path}: not a PyTorch checkpoint "
-                             f"({type(err).__name__}: {err})") from None
-    except Exception as err:  # any other failure to parse a user's file is a bad file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise Pose2MeshError(f"cannot read checkpoint {path}: {reason}") from None
+    except Exception as err:  # any other failure to parse a user's file: a bad or cut file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise Pose2MeshError(f"cannot read checkpoint {path}: not a PyTorch checkpoint, or "
+                             f"truncated ({type(err).__name__}{': ' + reason if reason else ''})") from None
     if not isinstance(checkpoint, Mapping) or "model_state_dict" not in checkpoint:
         raise Pose2MeshError(f"checkpoint {path} has no 'model_state_dict'")
     return checkpoint
