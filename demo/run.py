@@ -83,6 +83,9 @@ def main(argv=None) -> None:
     # Input problems are reported before the (slow) model is loaded.
     people = load_pose_file(args.input_pose, joint_set)
     image = read_image(args.input_img) if args.input_img else None
+    from pose2mesh.demo import usable_people
+
+    usable_people(people, args.input_pose)
 
     _setup_logging()
     from pose2mesh.demo import DemoRunner, resolve_model

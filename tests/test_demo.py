@@ -438,3 +438,30 @@ def test_fitted_full_body_and_its_parameter_file(demo_model, anny_body, tmp_path
         rebuilt = anny_body(**params)[0].numpy()
     np.testing.assert_allclose(rebuilt, vertices, atol=2e-4)
     assert record["camera"]["focal_px"] == focal
+
+
+@pytest.mark.parametrize("case", ["all joints on one pixel", "confident joints on one pixel"])
+def test_degenerate_pose_is_refused_in_one_line(case, demo_model, tmp_path):
+    pose = np.full((17, 3), 1.0)
+    pose[:, :2] = 250.0
+    if case == "confident joints on one pixel":
+        pose[:8, :2] = np.random.default_rng(0).uniform(50, 400, (8, 2))
+        pose[:8, 2] = 0.0  # the spread joints are undetected
+    path = tmp_path / "degenerate.npy"
+    np.save(path, pose)
+    done = _run_cli("--input_pose", path, "--joint_set", "human36", "--weights", demo_model.path,
+                    "--output_dir", tmp_path / "out", "--raw_mesh")
+    assert done.returncode == 2, done.stdout[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "degenerate pose" in lines[0] and str(path) in lines[0]
+    assert not list((tmp_path / "out").glob("*.obj")) if (tmp_path / "out").exists() else True
+
+
+def test_non_finite_mesh_is_never_written(tmp_path):
+    from pose2mesh.vis import save_obj
+
+    vertices = np.zeros((3, 3))
+    vertices[1, 0] = np.inf
+    with pytest.raises(ValueError, match="1 vertices are not finite"):
+        save_obj(tmp_path / "bad.obj", vertices, np.array([[0, 1, 2]]))
+    assert not (tmp_path / "bad.obj").exists()

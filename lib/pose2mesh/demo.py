@@ -87,6 +87,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FOV_DEG = 40.0
 MIN_DEPTH_RATIO = 5.0  # rendered meshes lie >= this many times their depth extent away
 MIN_CONFIDENT_JOINTS = 4  # fewer detected joints than this: the person is skipped
+MIN_POSE_EXTENT_PX = 2.0  # confident joints spanning less than this: a degenerate pose
 POSE_IMAGE = "demo_pose2d.png"
 MESH_IMAGE = "demo_mesh.png"
 SIDE_IMAGE = "demo_mesh_side.png"
@@ -218,6 +219,31 @@ def resolve_model(
             f"{source}: MODEL.name is '{cfg.MODEL.name}'; the demo needs a mesh model "
             "('pose2mesh_net')")
     return cfg, weights_path
+
+
+def usable_people(people: Sequence[np.ndarray], source: str = "input") -> list[int]:
+    """Indices of the people with at least :data:`MIN_CONFIDENT_JOINTS` confident joints
+    (the others are skipped with a warning). Raises Pose2MeshError when nobody is usable or
+    a person's confident joints all lie on one point (:data:`MIN_POSE_EXTENT_PX`)."""
+    usable = []
+    for index, pose in enumerate(people):
+        confident = np.asarray(pose)[np.asarray(pose)[:, 2] > 0, :2]
+        count = len(confident)
+        if count >= MIN_CONFIDENT_JOINTS and np.ptp(confident, axis=0).max() < MIN_POSE_EXTENT_PX:
+            raise Pose2MeshError(
+                f"{source}: person {index}: its {count} confident joints lie within "
+                f"{MIN_POSE_EXTENT_PX:g} px of each other (a degenerate pose, no body to fit)")
+        if count >= MIN_CONFIDENT_JOINTS:
+            usable.append(index)
+        else:
+            logger.warning("%s: person %d skipped: %d joints with positive confidence "
+                           "(the demo needs %d)", source, index, count,
+                           MIN_CONFIDENT_JOINTS)
+    if not usable:
+        raise Pose2MeshError(
+            f"{source}: no person with at least {MIN_CONFIDENT_JOINTS} joints of positive "
+            "confidence")
+    return usable
 
 
 # ----------------------------------------------------------------------------- camera
@@ -432,22 +458,6 @@ class DemoRunner:
                         "of the camera", focal, needed)
         return max(focal, needed)
 
-    def _usable(self, people: Sequence[np.ndarray], source: str) -> list[int]:
-        usable = []
-        for index, pose in enumerate(people):
-            count = int((np.asarray(pose)[:, 2] > 0).sum())
-            if count >= MIN_CONFIDENT_JOINTS:
-                usable.append(index)
-            else:
-                logger.warning("%s: person %d skipped: %d joints with positive confidence "
-                               "(the demo needs %d)", source, index, count,
-                               MIN_CONFIDENT_JOINTS)
-        if not usable:
-            raise Pose2MeshError(
-                f"{source}: no person with at least {MIN_CONFIDENT_JOINTS} joints of positive "
-                "confidence")
-        return usable
-
     def run(self, people: Sequence[np.ndarray], output_dir: str | Path, *,
             image: np.ndarray | None = None, source: str = "input") -> DemoResult:
         """Predict, fit, render and write the outputs for the people of one pose file.
@@ -460,7 +470,7 @@ class DemoRunner:
         """
         start = time.perf_counter()
         timings = {}
-        indices = self._usable(people, source)
+        indices = usable_people(people, source)
         poses = np.stack([np.asarray(people[i], np.float64) for i in indices])
         try:
             filled = np.stack([fill_missing_joints(p, self.joint_set) for p in poses]).astype(

@@ -60,4 +60,4 @@ def export_pretrained(checkpoint: dict, source: str) -> dict:
     }
     return {"model_state_dict": weights, "config": checkpoint["config"],
             "epoch": int(checkpoint["epoch"]), "source": source,
-            "torch_version": torch.__version__}
+            "torch_version": str(torch.__version__)}

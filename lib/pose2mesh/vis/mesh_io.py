@@ -38,6 +38,8 @@ def _checked_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     faces = np.asarray(faces)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
+    if not np.isfinite(vertices).all():
+        raise ValueError(f"{int((~np.isfinite(vertices)).any(-1).sum())} vertices are not finite")
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise ValueError(f"faces must be an integer (F, 3) array, got {faces.dtype} {faces.shape}")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
