@@ -11,6 +11,9 @@ Files:
                             would report an occluded joint
   sample_openpose.json      the same two people in OpenPose BODY_25 layout
   sample_mano.npy           (21, 3) float32 [x, y, confidence], right hand, mano order
+  real_motion_human36.npy   (17, 2) one frame of the real-motion test split (CMU subject
+                            006, never trained on), human36 order, centred in its picture
+  real_motion_coco.json     COCO keypoint results, three people in frames of that split
 The virtual image is 960 x 720 pixels for the bodies and 640 x 640 for the hand.
 """
 from __future__ import annotations
@@ -37,6 +40,8 @@ BODY_PEOPLE = (
     ("reaching_up", -25.0, 1.0, {"gender": 0.2, "age": 0.82, "height": 0.3, "weight": 0.6}),
 )
 HAND_POSE = "point"
+# Rows of the real-motion test split (mocap library, subject 006) and x offsets (metres).
+REAL_MOTION_ROWS = ((700, 0.0), (200, -1.1), (1200, 1.1))
 MISSING_COCO_JOINT = ("L_Wrist", 1)  # (joint, person) reported undetected in the JSON files
 # OpenPose BODY_25 keypoints; names shared with the coco joint set, Neck and MidHip (Pelvis).
 BODY_25 = ("Nose", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow",
@@ -61,17 +66,27 @@ def project(points_m: np.ndarray, rotation: np.ndarray, eye: np.ndarray, focal_p
     return cam[..., :2] / cam[..., 2:3] * focal_px + 0.5 * (np.asarray(image_wh) - 1.0)
 
 
-def body_joints(names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """{joint set: (P, J, 3) world joints (metres, z up)} for :data:`BODY_PEOPLE`."""
+def body_joints(names: tuple[str, ...], real_motion: bool = False) -> dict[str, np.ndarray]:
+    """{joint set: (P, J, 3) world joints (metres, z up)} for :data:`BODY_PEOPLE`, or with
+    ``real_motion`` for :data:`REAL_MOTION_ROWS` (average adult phenotypes)."""
     body = build_body_model("anny")
-    prior = BodyPosePrior(body.bone_labels)
-    pose = torch.stack([prior.key_pose(name) for name, *_ in BODY_PEOPLE])
-    pose[:, 0, 2] += torch.deg2rad(torch.tensor([yaw for _, yaw, _, _ in BODY_PEOPLE]))
-    phenotype = body.zero_params(len(BODY_PEOPLE))["phenotype"]
-    for row, (*_, values) in enumerate(BODY_PEOPLE):
-        for label, value in values.items():
-            phenotype[row, PHENOTYPE_LABELS.index(label)] = value
-    transl = torch.tensor([[x, 0.0, 0.0] for _, _, x, _ in BODY_PEOPLE])
+    if real_motion:
+        from pose2mesh.mocap.library import load_pose_library
+
+        rows = np.array([row for row, _ in REAL_MOTION_ROWS])
+        pose = load_pose_library().split("test").full_poses(body.bone_labels, rows)
+        phenotype = body.zero_params(len(rows))["phenotype"]
+        phenotype[:, PHENOTYPE_LABELS.index("age")] = 0.8
+        transl = torch.tensor([[x, 0.0, 0.0] for _, x in REAL_MOTION_ROWS])
+    else:
+        prior = BodyPosePrior(body.bone_labels)
+        pose = torch.stack([prior.key_pose(name) for name, *_ in BODY_PEOPLE])
+        pose[:, 0, 2] += torch.deg2rad(torch.tensor([yaw for _, yaw, _, _ in BODY_PEOPLE]))
+        phenotype = body.zero_params(len(BODY_PEOPLE))["phenotype"]
+        for row, (*_, values) in enumerate(BODY_PEOPLE):
+            for label, value in values.items():
+                phenotype[row, PHENOTYPE_LABELS.index(label)] = value
+        transl = torch.tensor([[x, 0.0, 0.0] for _, _, x, _ in BODY_PEOPLE])
     with torch.no_grad():
         vertices = body(pose_aa=pose, phenotype=phenotype, transl_m=transl)
         return {name: body.regress_joints(vertices, name).numpy().astype(np.float64)
@@ -154,6 +169,15 @@ def main(argv=None) -> None:
     missing[person, get_joint_set("coco").index(joint)] = True
     (out_dir / "sample_coco_results.json").write_text(json.dumps(coco_results(coco_px, missing)))
     (out_dir / "sample_openpose.json").write_text(json.dumps(openpose_people(coco_px, missing)))
+
+    joints = body_joints(("human36", "coco"), real_motion=True)
+    rotation, eye = body_camera(joints["human36"])
+    human36_px = project(joints["human36"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
+    coco_px = project(joints["coco"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
+    shift = 0.5 * np.asarray(BODY_IMAGE_WH) - human36_px[0].mean(0)
+    np.save(out_dir / "real_motion_human36.npy", (human36_px[0] + shift).astype(np.float32))
+    none_missing = np.zeros((len(REAL_MOTION_ROWS), 17), dtype=bool)
+    (out_dir / "real_motion_coco.json").write_text(json.dumps(coco_results(coco_px, none_missing)))
 
     hand = hand_joints()
     rotation, eye = hand_camera(hand)

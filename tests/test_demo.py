@@ -405,6 +405,10 @@ def test_sample_inputs_are_generated_and_readable(tmp_path):
     assert (coco[1][:, 2] == 0).sum() == 1  # the occluded left wrist
     mano = load_pose_file(tmp_path / "sample_mano.npy", "mano")
     assert mano[0].shape == (21, 3)
+    real = load_pose_file(tmp_path / "real_motion_coco.json", "coco")
+    assert len(real) == 3 and all((p[:, 2] > 0).all() for p in real)
+    single = np.load(tmp_path / "real_motion_human36.npy")
+    assert single.shape == (17, 2) and np.ptp(single[:, 1]) > 200  # a whole body, in pixels
     committed = REPO / "demo" / "sample_inputs"
     for name in ("sample_human36.npy", "sample_mano.npy"):
         if (committed / name).is_file():  # deterministic: same as the files in the repo
