@@ -755,3 +755,37 @@ def test_train_one_step_and_evaluate_on_the_fixture(fx, tmp_path, monkeypatch, t
         joints, verts = json.loads((tmp_path / "test" / "result" / "pred.json").read_text())
         assert np.array(joints).shape == (fx.manifest["FreiHAND"]["test"], 21, 3)
         assert len(verts) == fx.manifest["FreiHAND"]["test"]
+
+
+def test_coco_noise_area_does_not_change_under_rotation():
+    """The original measures the person as the product of two mapped box-edge lengths, which
+    a rotation leaves alone (the old |dx' dy'| of the mapped diagonal shrank to x0.834 at 17
+    degrees and x0.0095 at -45)."""
+    from pose2mesh.datasets.transforms import map_box_corners_area
+
+    tight = torch.tensor([[100.0, 50.0, 80.0, 200.0]] * 3)
+    bbox = torch.tensor([[60.0, 0.0, 225.0, 300.0]] * 3)  # aspect 288 / 384
+    area = map_box_corners_area(tight, bbox, torch.tensor([0.0, 17.0, -45.0]), 288, 384)
+    scale = 288 / 225.0
+    expected = (80.0 * scale) * (200.0 * scale)  # hand-checked: the crop scales both edges
+    torch.testing.assert_close(area, torch.full((3,), expected), rtol=1e-5, atol=1e-3)
+
+
+def test_freihand_predictions_follow_image_id_order(fx, mano, tmp_path):
+    """pred.json slot k holds the prediction of the k-th image id, whatever the order of the
+    annotations in freihand_eval_coco.json (the original sorts by image id)."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(fx.data_dir / "FreiHAND", data_dir / "FreiHAND")
+    coco_path = data_dir / "FreiHAND" / "data" / "freihand_eval_coco.json"
+    coco = json.loads(coco_path.read_text())
+    coco["annotations"] = coco["annotations"][::-1]
+    coco_path.write_text(json.dumps(coco))
+    test = build_dataset(bench_cfg(fx, *MANO_MANO, data_dir=data_dir), "FreiHAND", "test", mano)
+    assert len(test) > 1 and test.image_ids == sorted(test.image_ids)
+    out = prepared(test, mano)
+    detections = {
+        d["image_id"]: np.array(d["keypoints"])[:, :2]
+        for d in json.loads((data_dir / "FreiHAND" / "data" / "hrnet_output_on_testset.json").read_text())
+    }
+    for i, image_id in enumerate(test.image_ids):
+        np.testing.assert_allclose(out["pose2d"][i].numpy(), standardize(detections[image_id]), atol=1e-4)

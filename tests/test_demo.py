@@ -469,3 +469,13 @@ def test_non_finite_mesh_is_never_written(tmp_path):
     with pytest.raises(ValueError, match="1 vertices are not finite"):
         save_obj(tmp_path / "bad.obj", vertices, np.array([[0, 1, 2]]))
     assert not (tmp_path / "bad.obj").exists()
+
+
+def test_load_model_api_returns_the_checkpoint_network(demo_model):
+    from pose2mesh.api import load_model
+
+    model, cfg = load_model(demo_model.path)
+    assert cfg.MODEL.topology == demo_model.cfg.MODEL.topology and not model.training
+    pose2d = torch.randn(2, 17, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pose2d)["mesh_m"], demo_model.model(pose2d)["mesh_m"])

@@ -68,7 +68,8 @@ class FreiHAND(BenchmarkDataset):
         rows, bad_box = [], 0
         with parsing(coco_path, "image or annotation"):
             images = {image["id"]: image for image in coco["images"]}
-            annotations = coco["annotations"]
+            # Image-id order, as the original (the FreiHAND server scores pred.json by slot).
+            annotations = sorted(coco["annotations"], key=lambda annotation: annotation["image_id"])
         for annotation in annotations:
             with parsing(coco_path, "image or annotation"):
                 image_id = annotation["image_id"]

@@ -122,13 +122,17 @@ def rotate_z(points: torch.Tensor, rot_deg: torch.Tensor) -> torch.Tensor:
 def map_box_corners_area(
     tight: torch.Tensor, bbox: torch.Tensor, rot_deg: torch.Tensor, out_w: int, out_h: int
 ) -> torch.Tensor:
-    """Area (crop px^2) of a tight box after mapping its two corners through the crop affine:
-    ``|dx' * dy'|`` of the mapped (xmin, ymin) and (xmax, ymax), as the original noise model
-    measures the person's size. tight, bbox (B, 4); returns (B,)."""
-    corners = torch.stack([tight[:, :2], tight[:, :2] + tight[:, 2:]], dim=1)
+    """Area (crop px^2) of a tight box after the crop affine, as the original noise model
+    measures the person's size: the product of the lengths of the box's top and left edges
+    mapped through the affine (their corners (xmin, ymin), (xmax, ymin), (xmin, ymax)), so a
+    rotation does not change it. tight (x, y, w, h), bbox (B, 4); returns (B,)."""
+    x, y, w, h = tight.unbind(-1)
+    corners = torch.stack([torch.stack([x, y], -1), torch.stack([x + w, y], -1),
+                           torch.stack([x, y + h], -1)], dim=1)
     mapped = crop_points(corners, bbox, rot_deg, out_w, out_h)
-    delta = mapped[:, 1] - mapped[:, 0]
-    return (delta[:, 0] * delta[:, 1]).abs()
+    top = (mapped[:, 1] - mapped[:, 0]).norm(dim=-1)
+    left = (mapped[:, 2] - mapped[:, 0]).norm(dim=-1)
+    return top * left
 
 
 def draw_augmentation(rng: np.random.Generator, flip_enabled: bool, rotate_factor: float) -> tuple[float, float]:
