@@ -307,9 +307,14 @@ def write_pw3d(root: Path, bodies: Bodies, rng) -> dict:
                     "keypoints": _tolist(np.concatenate([uv + rng.normal(0, 2.0, uv.shape), scores], 1)),
                 }
             )
+    # A copy of the last person as another person whose box is 0.5 px wide: the original's
+    # process_bbox check drops it (copied, so the random stream of later fixtures is unchanged).
+    annotations.append({**annotations[-1], "id": 100 + count + 1, "person_id": 2,
+                        "bbox": [5.0, 5.0, 0.5, 40.0]})
+    detections.append({**detections[-1], "annotation_id": 100 + count + 1})
     _dump(root / "data" / "3DPW_latest_test.json", {"images": images, "annotations": annotations})
     _dump(root / "data" / "darkpose_3dpw_testset_output.json", detections)
-    return {"test": count}
+    return {"test": count, "skipped_test": {"invalid bounding box": 1}}
 
 
 def write_coco(root: Path, bodies: Bodies, rng) -> dict:
@@ -502,10 +507,10 @@ def write_surreal(root: Path, bodies: Bodies, rng) -> dict:
                     "cam_param": {"focal": focal, "princpt": princpt},
                 }
             )
-            gender = "mf"[index % 2]
+            gender = ("male", "female")[index % 2]  # as the real files spell them
             pose = _smpl_pose(rng, root=np.array([np.pi, 0, 0]) + rng.normal(0, 0.2, 3))
             shape, trans = rng.normal(0, 1.0, 10), np.array([0.0, 0.0, 5.0]) + rng.normal(0, 0.1, 3)
-            _, fk = bodies.smpl_forward(pose, shape, trans, {"m": "male", "f": "female"}[gender])
+            _, fk = bodies.smpl_forward(pose, shape, trans, gender)
             uv = _project(fk, focal, princpt)
             for extra in range(2 if index == 0 else 1):  # a second annotation that must be ignored
                 annotations.append(
@@ -529,6 +534,13 @@ def write_surreal(root: Path, bodies: Bodies, rng) -> dict:
                     "keypoints": _tolist(np.concatenate([uv + rng.normal(0, 1.0, uv.shape), np.ones((24, 1))], 1)),
                 }
             )
+        if split == "val":  # a copy of the last image whose box is 0.5 px wide: dropped
+            images.append({**images[-1], "id": images[-1]["id"] + 1000})
+            annotations.append({**annotations[-1], "id": annotations[-1]["id"] + 1000,
+                                "image_id": images[-1]["id"], "bbox": [5.0, 5.0, 0.5, 40.0]})
+            detections.append({**detections[-1], "image_id": images[-1]["id"],
+                               "annotation_id": annotations[-1]["id"]})
+            manifest["skipped_test"] = {"invalid bounding box": 1}
         _dump(root / "data" / f"{split}.json", {"images": images[::-1], "annotations": annotations})
         _dump(root / "data" / f"hrnet_output_on_{split}set.json", detections)
         manifest["train" if split == "train" else "test"] = count

@@ -5,7 +5,9 @@ Files under ``DATA_DIR/PW3D/data`` (see data/PW3D/README.md): ``3DPW_latest_{spl
 frame with the 1.4 translation compensation) and ``darkpose_3dpw_{split}set_output.json``
 (COCO-17 detections with scores, keyed by annotation id). ``split`` is ``test`` or ``train``.
 
-Samples are sorted by (person id, image path); no subsampling, no shape clamp, no
+As the original, an annotation whose ``bbox`` fails ``process_bbox`` (a box under one pixel
+wide or high) is dropped, and counted in the log. Samples are sorted by (person id, image
+path); no subsampling, no shape clamp, no
 augmentation. The mesh comes from the gendered SMPL layer (gender from the file) with the
 file's translation. The input is the detection (19 joints: 17 + Pelvis and Neck as the mean
 of hips / shoulders, scores averaged) or, with ``use_gt_input``, the input-set joints regressed
@@ -23,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
     BenchmarkDataset,
@@ -53,11 +56,16 @@ class PW3D(BenchmarkDataset):
         annotation_name = f"3DPW_latest_{split}.json"
         path = self.path("data", annotation_name)
         data = self.load_json("data", annotation_name)
-        rows = []
+        rows, bad_box = [], 0
+        out_h, out_w = self.input_hw
         with parsing(path, "image or annotation"):
             images = {image["id"]: image for image in data["images"]}
             for annotation in data["annotations"]:
                 image = images[annotation["image_id"]]
+                # As the original: an annotation whose box fails process_bbox is dropped.
+                if process_bbox(as_array(annotation["bbox"], (4,), path, "bbox"), out_w / out_h) is None:
+                    bad_box += 1
+                    continue
                 cam, fit = image["cam_param"], annotation["smpl_param"]
                 rows.append(
                     {
@@ -71,6 +79,7 @@ class PW3D(BenchmarkDataset):
                         "princpt": as_array(cam["princpt"], (2,), path, "cam_param.princpt").reshape(2),
                     }
                 )
+        self.report_skipped("invalid bounding box", bad_box, len(data["annotations"]), path)
         rows.sort(key=lambda row: row["order"])
         self.annotation_ids = [row["annotation_id"] for row in rows]
         table = rows_to_table(rows, ("pose_aa", "shape", "trans_m", "gender", "focal", "princpt"))

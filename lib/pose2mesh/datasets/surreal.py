@@ -6,7 +6,9 @@ shape, trans, gender}`` in the camera frame) and the HRNet detections
 ``hrnet_output_on_{train,val}set.json`` (24 SMPL-order keypoints per image). The ``test`` split
 reads ``val``.
 
-The first annotation of each image is used, in image-id order. ``prepare_batch`` runs the
+The first annotation of each image is used, in image-id order; as the original, an image
+whose box fails ``process_bbox`` (under one pixel wide or high) is dropped and counted in the
+log. ``prepare_batch`` runs the
 gendered SMPL layer with the file's translation (camera-frame metres, no shape clamp). The
 smpl input is the layer's 24 forward-kinematics joints (projected, or the detection when
 ``use_gt_input`` is False, for training as well as testing, as the shipped configs do);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
     BenchmarkDataset,
@@ -52,12 +55,17 @@ class SURREAL(BenchmarkDataset):
         name = f"{self.file_split}.json"
         path = self.path("data", name)
         data = self.load_json("data", name)
-        rows, first = [], {}
+        rows, first, bad_box = [], {}, 0
+        out_h, out_w = self.input_hw
         with parsing(path, "image or annotation"):
             images = {image["id"]: image for image in data["images"]}
             for annotation in data["annotations"]:
                 first.setdefault(annotation["image_id"], annotation)
             for image_id in sorted(first):
+                # As the original: an image whose (first) box fails process_bbox is dropped.
+                if process_bbox(as_array(first[image_id]["bbox"], (4,), path, "bbox"), out_w / out_h) is None:
+                    bad_box += 1
+                    continue
                 image, fit = images[image_id], first[image_id]["smpl_param"]
                 cam = image["cam_param"]
                 rows.append(
@@ -71,6 +79,7 @@ class SURREAL(BenchmarkDataset):
                         "princpt": as_array(cam["princpt"], (2,), path, "cam_param.princpt").reshape(2),
                     }
                 )
+        self.report_skipped("invalid bounding box", bad_box, len(first), path)
         self.image_ids = [row.pop("image_id") for row in rows]
         table = rows_to_table(rows, ("pose_aa", "shape", "trans_m", "gender", "focal", "princpt"))
         if self.use_detections and rows:
