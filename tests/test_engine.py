@@ -471,3 +471,36 @@ def test_posenet_learns_held_out_synthetic_hands(tmp_path, monkeypatch, anny_han
     metrics = json.loads((tmp_path / "run" / "result" / "metrics.json").read_text())
     assert metrics["MPJPE"] < 0.6 * metrics["baseline"]["MPJPE"], metrics
     assert metrics["PA-MPJPE"] < 0.6 * metrics["baseline"]["PA-MPJPE"], metrics
+
+
+def test_two_runs_cannot_share_an_experiment_folder(tmp_path):
+    """Concurrency promise: a second training run on a folder held by a live run stops with
+    one line naming the holder; once the holder dies (even by kill -9) the folder is free."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from pose2mesh.engine.experiment import lock_experiment
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pose2mesh.engine.experiment import lock_experiment
+        lock_experiment({str(folder)!r})
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(Pose2MeshError, match=rf"in use by another run \(pid {holder.pid} on "):
+            lock_experiment(folder)
+        done = subprocess.run([sys.executable, "main/train.py", "--cfg", "asset/yaml/posenet_human36J_train_synthetic.yml",
+                               "--exp_dir", str(folder), "--debug"], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 2 and f"pid {holder.pid}" in done.stderr.strip().splitlines()[-1]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (folder / ".lock").exists()  # a stale file from a killed holder does not block
+    lock_experiment(folder)

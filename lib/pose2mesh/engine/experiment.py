@@ -12,12 +12,18 @@ Layout of one experiment::
 Folders are created with an exclusive ``mkdir``: an existing folder is never deleted or
 reused by a new run, and two runs started in the same microsecond get distinct names
 (``_1``, ``_2``, ... suffixes).
+
+A training run holds an exclusive lock on its folder (``flock`` on ``<exp>/.lock``, which
+also records the holder's PID) until the process ends: a second run on the same folder stops
+with one line naming the holder. The kernel releases the lock of a process that dies, even by
+``kill -9``, so a stale lock file never blocks the next run.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +32,8 @@ from pose2mesh.engine.distributed import DistContext, broadcast_object
 from pose2mesh.errors import Pose2MeshError
 
 SUBDIRS = ("checkpoint", "graph", "vis", "result", "tb")
+LOCK_NAME = ".lock"
+_HELD_LOCKS: dict[str, object] = {}  # folder -> open lock file, kept for the process lifetime
 EXP_PREFIX = "exp_"
 _NAME_PATTERN = re.compile(r"exp_(?P<stamp>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6})(?:_(?P<suffix>\d+))?")
 
@@ -152,9 +160,38 @@ def prepare_experiment(
     return ExperimentDirs(Path(root)), (Path(checkpoint) if checkpoint else None)
 
 
+def lock_experiment(root: str | os.PathLike) -> None:
+    """Take the exclusive lock of an experiment folder for this process (see the module
+    docstring); Pose2MeshError naming the holder when another live process has it."""
+    import fcntl
+
+    root = Path(root).resolve()
+    if str(root) in _HELD_LOCKS:
+        return
+    handle = open(root / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown process"
+        handle.close()
+        raise Pose2MeshError(
+            f"{root} is in use by another run ({holder}); wait for it to finish or choose "
+            "another --exp_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _HELD_LOCKS[str(root)] = handle
+
+
 def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tuple[str, str | None]:
+    if training and exp_dir:
+        Path(exp_dir).mkdir(parents=True, exist_ok=True)
+        lock_experiment(exp_dir)  # before looking at its checkpoints: no two runs see them
     if resume:
         exp = ExperimentDirs(Path(exp_dir)) if exp_dir else latest_experiment_with_checkpoint(output_root)
+        lock_experiment(exp.root)
         checkpoint = latest_checkpoint(exp.checkpoint) if exp.checkpoint.is_dir() else None
         if checkpoint is None:
             raise Pose2MeshError(f"--resume_training: no checkpoint in {exp.checkpoint}")
@@ -165,4 +202,7 @@ def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tu
             f"--exp_dir {exp_dir} already holds checkpoints; add --resume_training to continue it "
             "or choose another folder"
         )
-    return str(create_experiment(output_root, exp_dir).root), None
+    root = create_experiment(output_root, exp_dir).root
+    if training:
+        lock_experiment(root)
+    return str(root), None
