@@ -504,3 +504,21 @@ def test_two_runs_cannot_share_an_experiment_folder(tmp_path):
         holder.wait()
     assert (folder / ".lock").exists()  # a stale file from a killed holder does not block
     lock_experiment(folder)
+
+
+def test_weights_gone_non_finite_in_the_last_step_of_an_epoch_stop_before_evaluation(tmp_path):
+    """One step per epoch and a step size that overflows the weights: the guard stops after
+    that step (the loss was finite before it), before evaluation's SVD would crash."""
+    cfg = tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 1, "TRAIN.optimizer", "rmsprop", "TRAIN.lr", 1e38)
+    trainer = make_trainer(cfg, tmp_path / "exp", train_size=16)
+    with pytest.raises(Pose2MeshError, match=r"non-finite weights after the optimizer step at epoch 1, "
+                                             r"iteration 0 .*last good checkpoint: none written yet"):
+        fit(trainer)
+
+
+def test_evaluation_refuses_non_finite_predictions(tmp_path):
+    trainer = make_trainer(tiny_cfg("pose2mesh_net"), tmp_path / "exp")
+    with torch.no_grad():
+        next(trainer.raw_model.parameters()).fill_(float("nan"))
+    with pytest.raises(Pose2MeshError, match=r"evaluation stopped: the model predicts non-finite values"):
+        trainer.evaluate()

@@ -115,6 +115,11 @@ class Evaluator:
         for batch in bar:
             batch = self.dataset.prepare_batch(move_to_device(batch, self.device), self.body_model)
             outputs = predict(batch)
+            bad = [key for key, value in outputs.items() if not torch.isfinite(value).all()]
+            if bad:
+                raise Pose2MeshError(
+                    f"evaluation stopped: the model predicts non-finite values ({', '.join(bad)}) "
+                    f"on {self.dataset.name} {desc}; its weights are not usable")
             errors = self.dataset.evaluate_batch(outputs, batch, self.body_model)
             for key, value in errors.items():
                 chunks.setdefault(key, []).append(value.detach().float().cpu().numpy())

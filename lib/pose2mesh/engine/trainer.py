@@ -213,6 +213,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.TRAIN.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self._check_weights_finite(epoch, step)
             sums = values if sums is None else sums + values
             if step % print_freq == 0:
                 bar.set_postfix({n: f"{v:.4g}" for n, v in zip(names, values.tolist())}, refresh=False)
@@ -223,6 +224,16 @@ class Trainer:
             raise Pose2MeshError(f"the training loader of '{self.train_set.name}' yielded no batch")
         means = (sums / (step + 1)).tolist()
         return dict(zip(names, means))
+
+    def _check_weights_finite(self, epoch: int, step: int) -> None:
+        """After every optimizer step (also the last of an epoch, before evaluation): stop
+        when a weight became NaN/inf, naming the last good checkpoint."""
+        maxima = torch.stack([p.detach().abs().amax() for p in self.raw_model.parameters()])
+        if not torch.isfinite(maxima).all():
+            kept = self.last_checkpoint if self.last_checkpoint is not None else "none written yet"
+            raise Pose2MeshError(
+                f"training stopped: non-finite weights after the optimizer step at epoch {epoch}, "
+                f"iteration {step} (is TRAIN.lr too large?); last good checkpoint: {kept}")
 
     def _stop_on_non_finite(self, names, values, epoch: int, step: int) -> None:
         bad = ", ".join(f"{n}={v}" for n, v in zip(names, values.tolist()) if not math.isfinite(v))
