@@ -1,4 +1,6 @@
 """Strict config merging: defaults, YAML files, KEY VALUE overrides, one-line errors."""
+import re
+
 import pytest
 
 from pose2mesh.config import get_default_config, load_config
@@ -88,3 +90,20 @@ def test_every_shipped_config_loads():
     for path in configs:
         cfg = load_config(path)
         assert cfg.MODEL.name in ("posenet", "pose2mesh_net"), path
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("TEST.batch_size", "-1", ">= 1"), ("TRAIN.lr", "-1.0", "> 0"), ("SYNTHETIC.train_size", "0", ">= 1"),
+    ("SYNTHETIC.test_size", "0", ">= 1"), ("MODEL.posenet_hidden", "0", ">= 1"), ("SEED", "-5", ">= 0"),
+    ("SYNTHETIC.noise_2d", "gausian", "one of ['none', 'gaussian']"),
+    ("MODEL.input_shape", "[1,2,3]", "two positive integers"),
+])
+def test_out_of_range_values_are_one_line_errors(key, value, expected):
+    with pytest.raises(Pose2MeshError, match=rf"config value {re.escape(key)} = .* is invalid: expected {re.escape(expected)}") as info:
+        load_config(None, [key, value])
+    assert "\n" not in str(info.value)
+
+
+def test_an_integer_is_accepted_where_a_float_is_expected():
+    cfg = load_config(None, ["TRAIN.lr", "1", "SYNTHETIC.mocap_ratio", "1"])
+    assert cfg.TRAIN.lr == 1.0 and isinstance(cfg.TRAIN.lr, float) and cfg.SYNTHETIC.mocap_ratio == 1.0

@@ -3,7 +3,9 @@
 Every key of the original Pose2Mesh config exists here with its original default, plus the
 keys this framework adds (body model, synthetic data, device, AMP, compile, seed, ...).
 A YAML file or a ``KEY VALUE`` override that names a key not defined below is an error that
-names the key and its source; so is a value of the wrong type.
+names the key and its source; so is a value of the wrong type (an integer where a float is
+expected is taken as that float) and, for the keys of :data:`_VALUE_RULES`, a value outside
+its range or choices.
 
 Usage::
 
@@ -123,8 +125,73 @@ def _check_keys(node: CfgNode, values: Mapping, source: str, prefix: str = "") -
             _check_keys(node[key], value, source, prefix=f"{full_key}.")
 
 
+def _with_floats(node: CfgNode, values: Mapping) -> dict:
+    """``values`` with integers turned into floats where the default is a float
+    (``TRAIN.lr 1`` means 1.0)."""
+    out = {}
+    for key, value in values.items():
+        default = node[key]
+        if isinstance(default, CfgNode) and isinstance(value, Mapping):
+            value = _with_floats(default, value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def _at_least(low):
+    return lambda v: v >= low, f">= {low}"
+
+
+def _positive():
+    return lambda v: v > 0, "> 0"
+
+
+def _within(low, high):
+    return lambda v: low <= v <= high, f"in [{low}, {high}]"
+
+
+def _one_of(*choices):
+    return lambda v: str(v).lower() in choices, f"one of {list(choices)}"
+
+
+def _size_pair():
+    return (lambda v: len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v),
+            "two positive integers (H, W)")
+
+
+_VALUE_RULES = {
+    "SEED": _at_least(0), "DATASET.workers": _at_least(0), "DATASET.debug_max_samples": _at_least(0),
+    "SYNTHETIC.train_size": _at_least(1), "SYNTHETIC.test_size": _at_least(1),
+    "SYNTHETIC.mocap_ratio": _within(0.0, 1.0), "SYNTHETIC.noise_2d": _one_of("none", "gaussian"),
+    "SYNTHETIC.noise_2d_std_px": _at_least(0.0), "SYNTHETIC.noise_2d_outlier_prob": _within(0.0, 1.0),
+    "SYNTHETIC.pose_source": _one_of("prior", "mocap", "mix"),
+    "SYNTHETIC.test_split": _one_of("synthetic", "real_motion"),
+    "SYNTHETIC.key_pose_prob": _within(0.0, 1.0), "SYNTHETIC.pose_noise_deg": _at_least(0.0),
+    "MODEL.input_shape": _size_pair(), "MODEL.posenet_hidden": _at_least(1),
+    "MODEL.posenet_stages": _at_least(1), "MODEL.posenet_dropout": _within(0.0, 0.99),
+    "MODEL.cheb_order": _at_least(1), "MODEL.graph_levels": _at_least(0),
+    "TRAIN.batch_size": _at_least(1), "TRAIN.print_freq": _at_least(1), "TRAIN.begin_epoch": _at_least(1),
+    "TRAIN.end_epoch": _at_least(1), "TRAIN.edge_loss_start": _at_least(0), "TRAIN.lr": _positive(),
+    "TRAIN.lr_factor": _positive(), "TRAIN.grad_clip": _at_least(0.0),
+    "TRAIN.optimizer": _one_of("rmsprop", "adam"), "TRAIN.scheduler": _one_of("step", "platue"),
+    "AUG.rotate_factor": _at_least(0), "TEST.batch_size": _at_least(1),
+}
+"""Range or choice of each checked key: (test, what is expected)."""
+
+
+def _check_values(cfg: CfgNode) -> None:
+    """Raise Pose2MeshError for the first value outside its :data:`_VALUE_RULES` range."""
+    for key, (test, expected) in _VALUE_RULES.items():
+        section, _, leaf = key.rpartition(".")
+        value = cfg[section][leaf] if section else cfg[leaf]
+        if not test(value):
+            raise Pose2MeshError(f"config value {key} = {value!r} is invalid: expected {expected}")
+
+
 def _merge(cfg: CfgNode, values: Mapping, source: str) -> None:
     _check_keys(cfg, values, source)
+    values = _with_floats(cfg, values)
     try:
         cfg.merge_from_other_cfg(CfgNode(dict(values)))
     except (ValueError, KeyError) as err:
@@ -183,5 +250,6 @@ def load_config(path: str | Path | Mapping | None = None, opts: Sequence[str] = 
         _merge(cfg, values, str(path))
     if opts:
         _merge(cfg, _overrides_to_dict(opts), "command-line overrides")
+    _check_values(cfg)
     cfg.freeze()
     return cfg
