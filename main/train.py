@@ -13,6 +13,7 @@ import argparse
 
 from pose2mesh.config import load_config
 from pose2mesh.engine.cli import experiment_parser
+from pose2mesh.engine.cpu_memory import enable_huge_page_allocations
 from pose2mesh.errors import exit_on_user_error
 
 
@@ -28,6 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv=None) -> None:
     args = parse_args(argv)
+    enable_huge_page_allocations()  # before torch allocates; THP_MEM_ALLOC_ENABLE=0 opts out
     opts = list(args.opts) + (["SEED", str(args.seed)] if args.seed is not None else [])
     cfg = load_config(args.cfg, opts)  # config errors come before the slow torch import
     from pose2mesh.engine.builders import debug_overrides

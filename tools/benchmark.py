@@ -111,7 +111,6 @@ def _kernel_thp_mode() -> str | None:
 def machine_info(device: str) -> dict:
     import torch
 
-    import pose2mesh  # noqa: F401  (sets THP_MEM_ALLOC_ENABLE, inherited by the phases)
 
     info = {
         "cpu": _cpu_model(),
@@ -425,6 +424,9 @@ def format_report(report: dict) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    from pose2mesh.engine.cpu_memory import enable_huge_page_allocations
+
+    enable_huge_page_allocations()  # inherited by the phase processes; =0 opts out
     import torch
 
     if args.threads > 0:

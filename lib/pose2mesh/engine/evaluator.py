@@ -247,6 +247,12 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
     raise Pose2MeshError(f"model weights not found: {path} (no checkpoint file there)")
 
 
+def log_cpu_allocations(log) -> None:
+    """Log the huge-page allocation setting in effect (chosen by the command line)."""
+    log.info("CPU allocations: THP_MEM_ALLOC_ENABLE=%s (THP_MEM_ALLOC_ENABLE=0 opts out)",
+             os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"))
+
+
 def test_weights(cfg, weights: str | None = None) -> Path:
     """``--weights``, else ``TEST.weight_path``; when that file does not exist, the shipped
     pretrained model (``asset/pretrained/``) whose network fits the config, if there is one."""
@@ -263,7 +269,8 @@ def test_weights(cfg, weights: str | None = None) -> Path:
     return resolve_weights(cfg.TEST.weight_path)
 
 
-def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir: str | None = None) -> dict[str, float]:
+def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir: str | None = None,
+             reuse_freed_memory: bool = False) -> dict[str, float]:
     """The ``main/test.py`` job: load the weights, evaluate the model and the mean-pose
     baseline on the test set, print the table and write ``result/metrics.json`` (and OBJ
     samples under ``vis/`` with ``TEST.vis``). Returns the model's metrics (mm)."""
@@ -275,8 +282,10 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
         exp, _ = prepare_experiment(cfg.OUTPUT_ROOT, ctx, exp_dir=exp_dir, training=False)
         log = setup_logger(exp.log_file, is_main=ctx.is_main)
         log.info("experiment folder: %s", exp.root)
-        if device.type == "cpu" and keep_freed_memory():
-            log.info("CPU memory: freed blocks are kept for reuse (glibc malloc, inference only)")
+        log_cpu_allocations(log)
+        if reuse_freed_memory and device.type == "cpu" and keep_freed_memory():
+            log.info("CPU memory: freed blocks are kept for reuse (glibc malloc, inference only; "
+                     "--no_memory_reuse opts out)")
         builders.seed_everything(int(cfg.SEED) + ctx.rank)
         parts = builders.build_run_parts(cfg, device)
         checkpoint = load_model_weights(parts.model, weights_path)

@@ -38,6 +38,7 @@ from pose2mesh.engine.evaluator import (
     as_output_dict,
     autocast_context,
     format_metrics_table,
+    log_cpu_allocations,
     move_to_device,
     write_metrics_json,
 )
@@ -306,6 +307,7 @@ def run_training(cfg, *, gpu: str | None = None, resume: bool = False, exp_dir: 
         exp, checkpoint = prepare_experiment(cfg.OUTPUT_ROOT, ctx, exp_dir=exp_dir, resume=resume, training=True)
         log = setup_logger(exp.log_file, is_main=ctx.is_main)
         log.info("experiment folder: %s", exp.root)
+        log_cpu_allocations(log)
         if ctx.is_distributed and gpu_ids:
             log.warning("--gpu is ignored under torchrun: each process uses its LOCAL_RANK device")
         if ctx.is_main and checkpoint is None:
