@@ -479,3 +479,14 @@ def test_load_model_api_returns_the_checkpoint_network(demo_model):
     pose2d = torch.randn(2, 17, 2)
     with torch.no_grad():
         torch.testing.assert_close(model(pose2d)["mesh_m"], demo_model.model(pose2d)["mesh_m"])
+
+
+@pytest.mark.parametrize("scale, expected", [(1e9, r"coordinate of \S+e\+11 px; pixel coordinates must lie within"),
+                                             (1e37, "NaN or infinite")])
+def test_huge_coordinates_are_refused_before_anything_is_rendered(scale, expected, tmp_path):
+    path = tmp_path / "huge.npy"
+    np.save(path, np.random.default_rng(0).uniform(50, 400, (17, 2)) * scale)
+    done = _run_cli("--input_pose", path, "--joint_set", "human36", "--output_dir", tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(expected, lines[0]) and str(path) in lines[0]

@@ -206,16 +206,28 @@ def _add_pelvis_and_neck(coco17: np.ndarray) -> np.ndarray:
     return coco19
 
 
+MAX_COORDINATE_PX = 10000.0
+"""Largest pixel coordinate accepted: pictures up to 10,000 px on a side (a blank canvas sized
+to such poses is still rendered in well under the memory of a laptop)."""
+
+
 def _checked_person(path: Path, person: np.ndarray, index: int) -> np.ndarray:
-    bad = ~np.isfinite(person)
+    with np.errstate(over="ignore"):
+        person32 = person.astype(np.float32)  # 1e39 is finite in float64, inf in float32
+    bad = ~np.isfinite(person) | ~np.isfinite(person32)
     if bad.any():
         joint = int(np.argwhere(bad)[0][0])
         raise Pose2MeshError(
             f"{path}: person {index} has NaN or infinite values (first at joint {joint})"
         )
-    person = person.astype(np.float32)
-    person[:, 2] = np.maximum(person[:, 2], 0.0)
-    return person
+    far = np.abs(person32[:, :2]).max()
+    if far > MAX_COORDINATE_PX:
+        raise Pose2MeshError(
+            f"{path}: person {index} has a coordinate of {far:.3g} px; pixel coordinates must "
+            f"lie within +-{MAX_COORDINATE_PX:g} (is the file in pixels?)"
+        )
+    person32[:, 2] = np.maximum(person32[:, 2], 0.0)
+    return person32
 
 
 # ------------------------------------------------------------------- missing joints
