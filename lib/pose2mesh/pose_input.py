@@ -207,8 +207,8 @@ def _add_pelvis_and_neck(coco17: np.ndarray) -> np.ndarray:
 
 
 MAX_COORDINATE_PX = 10000.0
-"""Largest pixel coordinate accepted: pictures up to 10,000 px on a side (a blank canvas sized
-to such poses is still rendered in well under the memory of a laptop)."""
+"""Largest pixel coordinate accepted: pictures up to 10,000 px on a side, so the blank canvas
+the demo sizes to the poses stays within that too (2e4 px took 10.4 GB and failed in OpenGL)."""
 
 
 def _checked_person(path: Path, person: np.ndarray, index: int) -> np.ndarray:
