@@ -522,3 +522,20 @@ def test_evaluation_refuses_non_finite_predictions(tmp_path):
         next(trainer.raw_model.parameters()).fill_(float("nan"))
     with pytest.raises(Pose2MeshError, match=r"evaluation stopped: the model predicts non-finite values"):
         trainer.evaluate()
+
+
+def test_resume_refuses_incompatible_changes_and_applies_a_new_learning_rate(tmp_path):
+    cfg = tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 1)
+    trainer = make_trainer(cfg, tmp_path / "exp")
+    fit(trainer)
+    checkpoint = trainer.exp.checkpoint / "final.pth.tar"
+    other = make_trainer(tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 2, "TRAIN.optimizer", "rmsprop",
+                                  "DATASET.input_joint_set", "human36"), tmp_path / "exp2")
+    with pytest.raises(Pose2MeshError, match=r"trained with another DATASET.input_joint_set 'coco' -> "
+                                             r"'human36', TRAIN.optimizer 'adam' -> 'rmsprop'; these cannot"):
+        other.resume(checkpoint)
+    faster = make_trainer(tiny_cfg("pose2mesh_net", "TRAIN.end_epoch", 2, "TRAIN.lr", 0.03), tmp_path / "exp3")
+    faster.resume(checkpoint)
+    assert faster.optimizer.param_groups[0]["lr"] == pytest.approx(0.03)
+    log = (tmp_path / "exp3" / "log.txt").read_text()
+    assert "resume: TRAIN.lr changed from 0.003 to 0.03 (accepted)" in log

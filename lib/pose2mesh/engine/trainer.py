@@ -143,9 +143,17 @@ class Trainer:
         the step scheduler's milestones and factor follow the current config (a no-op when
         it is unchanged)."""
         checkpoint = load_checkpoint(path)
+        saved_lr = self._check_resumed_config(checkpoint.get("config"), path)
         self.raw_model.load_state_dict(strip_module_prefix(checkpoint["model_state_dict"]))
         self.optimizer.load_state_dict(checkpoint["optim_state_dict"])
+        new_lr = float(self.cfg.TRAIN.lr)
+        if saved_lr is not None:  # the new TRAIN.lr, with the decays applied so far
+            for group in self.optimizer.param_groups:
+                group["lr"] *= new_lr / saved_lr
+                group["initial_lr"] = new_lr
         self.scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+        if saved_lr is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [new_lr for _ in self.scheduler.base_lrs]
         builders.apply_schedule_config(self.cfg, self.scheduler)
         if checkpoint.get("scaler_state_dict"):
             self.scaler.load_state_dict(checkpoint["scaler_state_dict"])
@@ -165,6 +173,27 @@ class Trainer:
             )
             builders.seed_everything(self.seed + 1000 * self.start_epoch + self.ctx.rank)
         self.log.info("resumed from %s (epoch %d done)", path, self.start_epoch - 1)
+
+    def _check_resumed_config(self, saved_text: str | None, path) -> float | None:
+        """Compare the checkpoint's config with this run's: refuse changes that cannot resume
+        (one line listing them), log the accepted ones. Returns the saved TRAIN.lr when the
+        learning rate changed, else None."""
+        import yaml
+
+        if not saved_text:
+            return None
+        saved = flatten_config(yaml.safe_load(saved_text))
+        current = flatten_config(yaml.safe_load(self.cfg.dump()))
+        changed = {key: (saved.get(key), current.get(key)) for key in sorted(set(saved) | set(current))
+                   if saved.get(key) != current.get(key)}
+        refused = [key for key in changed if key in RESUME_FIXED_KEYS]
+        if refused:
+            listed = ", ".join(f"{key} {changed[key][0]!r} -> {changed[key][1]!r}" for key in refused)
+            raise Pose2MeshError(f"--resume_training: {path} was trained with another {listed}; "
+                                 "these cannot change in a resumed run (start a new --exp_dir)")
+        for key, (old, new) in changed.items():
+            self.log.info("resume: %s changed from %r to %r (accepted)", key, old, new)
+        return float(changed["TRAIN.lr"][0]) if "TRAIN.lr" in changed else None
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, float]:
@@ -293,6 +322,25 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------- entry point
+RESUME_FIXED_KEYS = ("MODEL.name", "MODEL.body_model", "MODEL.topology", "MODEL.graph_levels",
+                     "MODEL.cheb_order", "MODEL.posenet_hidden", "MODEL.posenet_stages",
+                     "MODEL.input_shape", "DATASET.input_joint_set", "DATASET.target_joint_set",
+                     "TRAIN.optimizer", "TRAIN.scheduler", "TRAIN.amp")
+"""Config keys a resumed run must keep: they fix the network's shapes, its input and output, or
+the optimizer and scheduler state that the checkpoint holds."""
+
+
+def flatten_config(values: dict, prefix: str = "") -> dict:
+    """{"SECTION.key": value} of a nested config mapping."""
+    flat = {}
+    for key, value in (values or {}).items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
 def run_training(cfg, *, gpu: str | None = None, resume: bool = False, exp_dir: str | None = None) -> dict[str, float]:
     """The ``main/train.py`` job: set up devices (single, DataParallel or torchrun DDP),
     the experiment folder and logging, build everything from ``cfg`` and train.
