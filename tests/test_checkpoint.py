@@ -49,7 +49,7 @@ def test_crash_during_training_save_leaves_last_good_checkpoint(tmp_path, monkey
         end_epoch(self, epoch, *args)
 
     monkeypatch.setattr(Trainer, "_end_epoch", crash_from_epoch_2)
-    with pytest.raises(OSError):
+    with pytest.raises(Pose2MeshError, match="No space left on device; is the disk full"):
         fit(trainer)
     monkeypatch.undo()
     directory = trainer.exp.checkpoint
@@ -160,3 +160,47 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_every_command(tmp_path):
     plain = tmp_path / "numpy_scalars.pth.tar"
     torch.save({"model_state_dict": {}, "epoch": np.int64(3), "error": np.float64(1.5)}, plain)
     assert ckpt.load_checkpoint(plain)["epoch"] == 3
+
+
+def test_disk_full_during_a_save_is_one_line_and_keeps_earlier_checkpoints(tmp_path, monkeypatch):
+    cfg = tiny_cfg("posenet", "TRAIN.end_epoch", 2)
+    trainer = make_trainer(cfg, tmp_path / "exp")
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        if obj.get("epoch") == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed "
+                               "writing file data/0: file write failed")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(Pose2MeshError, match=r"cannot write the epoch 2 checkpoint .*is the disk full\?\); "
+                                             r"earlier checkpoints are intact, the last: .*checkpoint1.pth.tar") as info:
+        fit(trainer)
+    assert "\n" not in str(info.value)
+    assert ckpt.load_checkpoint(trainer.exp.checkpoint / "checkpoint1.pth.tar")["epoch"] == 1
+    assert not list(trainer.exp.checkpoint.glob(".*.tmp"))
+
+
+def test_extending_a_finished_run_keeps_its_final_checkpoint_and_files_get_the_umask(tmp_path):
+    import os
+
+    state = {"epoch": 3, "model_state_dict": {}}
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    ckpt.save_checkpoint(state, folder, is_final=True, is_best=False)
+    ckpt.save_checkpoint({**state, "epoch": 4}, folder, is_final=True, is_best=False)
+    assert ckpt.load_checkpoint(folder / "checkpoint3.pth.tar")["epoch"] == 3
+    assert ckpt.load_checkpoint(folder / "final.pth.tar")["epoch"] == 4
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (folder / "final.pth.tar").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
+    from pose2mesh.atomic_io import remove_stale_temporaries
+
+    (tmp_path / ".checkpoint2.pth.tar.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / "checkpoint1.pth.tar").write_bytes(b"kept")
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == [".checkpoint2.pth.tar.abc123.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint1.pth.tar"]

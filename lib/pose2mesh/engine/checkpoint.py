@@ -21,7 +21,6 @@ import pickle
 import random
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pose2mesh.atomic_io import atomic_write
 from pose2mesh.errors import Pose2MeshError
 
 FINAL_NAME = "final.pth.tar"
@@ -40,30 +40,14 @@ def numbered_name(epoch: int) -> str:
     return f"checkpoint{epoch}.pth.tar"
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Run ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, then rename it
-    over ``path``. A failure at any point leaves ``path`` as it was and removes the temp."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp_name)
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
-    _write_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy ``src`` to ``dst`` atomically."""
-    _write_atomically(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -115,10 +99,21 @@ def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, tor
 
 def save_checkpoint(state: dict, checkpoint_dir: str | os.PathLike, *, is_final: bool, is_best: bool) -> Path:
     """Write ``state`` as ``checkpoint{epoch}.pth.tar`` (or ``final.pth.tar``) and, when
-    ``is_best``, copy it to ``best.pth.tar``; both atomically. Returns the written path."""
+    ``is_best``, copy it to ``best.pth.tar``; both atomically. An existing ``final.pth.tar`` of
+    another epoch (a finished run being extended) is kept as that epoch's numbered file.
+    Returns the written path."""
     checkpoint_dir = Path(checkpoint_dir)
     path = checkpoint_dir / (FINAL_NAME if is_final else numbered_name(state["epoch"]))
-    atomic_save(state, path)
+    previous = int(load_checkpoint(path, mmap=True)["epoch"]) if is_final and path.is_file() else None
+    if previous is not None and previous != state["epoch"]:
+        # A finished run extended: its final file becomes its epoch's numbered file, and only
+        # once the new state is safely written (a failed write changes nothing).
+        written = checkpoint_dir / numbered_name(state["epoch"])
+        atomic_save(state, written)
+        os.replace(path, checkpoint_dir / numbered_name(previous))
+        os.replace(written, path)
+    else:
+        atomic_save(state, path)
     if is_best:
         atomic_copy(path, checkpoint_dir / BEST_NAME)
     return path

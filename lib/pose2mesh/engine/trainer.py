@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pose2mesh.atomic_io import remove_stale_temporaries
 from pose2mesh.engine import builders
 from pose2mesh.engine.checkpoint import (
     capture_rng_state,
@@ -302,10 +303,7 @@ class Trainer:
         # Every rank contributes its RNG state (needed for an exact DDP resume); rank 0 writes.
         rng_states = all_gather_objects(capture_rng_state(), self.ctx)
         if self.ctx.is_main:
-            self.last_checkpoint = save_checkpoint(
-                self.checkpoint_state(epoch, rng_states), self.exp.checkpoint,
-                is_final=epoch == self.end_epoch, is_best=is_best,
-            )
+            self._save(epoch, rng_states, is_best)
             self.recorder.scalars("train", {**losses, "lr": lr}, epoch)
             self.recorder.scalars("test", metrics, epoch)
             self.recorder.plot_curves(self.train_history, self.test_history)
@@ -316,6 +314,22 @@ class Trainer:
             if epoch == self.end_epoch:
                 self.log.info("final test metrics (mm):\n%s", format_metrics_table(metrics, baseline))
         barrier(self.ctx)
+
+    def _save(self, epoch: int, rng_states, is_best: bool) -> None:
+        """Write this epoch's checkpoint; a failed write (e.g. a full disk) stops the run with
+        one line, the earlier checkpoints untouched (atomic writes)."""
+        try:
+            self.last_checkpoint = save_checkpoint(
+                self.checkpoint_state(epoch, rng_states), self.exp.checkpoint,
+                is_final=epoch == self.end_epoch, is_best=is_best,
+            )
+        except (OSError, RuntimeError) as err:
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            kept = self.last_checkpoint if self.last_checkpoint is not None else "none written yet"
+            raise Pose2MeshError(
+                f"training stopped: cannot write the epoch {epoch} checkpoint in {self.exp.checkpoint} "
+                f"({reason}; is the disk full?); earlier checkpoints are intact, the last: {kept}"
+            ) from None
 
     def close(self) -> None:
         self.recorder.close()
@@ -356,6 +370,9 @@ def run_training(cfg, *, gpu: str | None = None, resume: bool = False, exp_dir: 
         log = setup_logger(exp.log_file, is_main=ctx.is_main)
         log.info("experiment folder: %s", exp.root)
         log_cpu_allocations(log)
+        if ctx.is_main:
+            for stale in remove_stale_temporaries(exp.checkpoint):
+                log.info("removed %s, left by an interrupted checkpoint write", stale.name)
         if ctx.is_distributed and gpu_ids:
             log.warning("--gpu is ignored under torchrun: each process uses its LOCAL_RANK device")
         if ctx.is_main and checkpoint is None:

@@ -6,31 +6,28 @@ created, and a write failure is a one-line Pose2MeshError naming the path.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pose2mesh.atomic_io import atomic_write
 from pose2mesh.errors import Pose2MeshError
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file and ``os.replace``; creates parent folders."""
+    """Write ``data`` to ``path`` atomically (:mod:`pose2mesh.atomic_io`); creates parent
+    folders. Raises Pose2MeshError naming the file when it cannot be written."""
     path = Path(path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write(path, write)
     except OSError as err:
         raise Pose2MeshError(f"{path}: cannot write ({err.strerror or err})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise Pose2MeshError(f"{path}: cannot write ({err.strerror or err})") from None
-    return path
 
 
 def _checked_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
