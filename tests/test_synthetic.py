@@ -231,9 +231,9 @@ def test_pose_source_changes_training_only_and_is_validated(tmp_path, anny_body)
     elbow_x = torch.maximum(poses[:, elbow, 0].abs(), poses[:, labels.index("lowerarm01.R"), 0].abs())
     is_mocap = ((poses[:, spine, 1].abs() - elbow_x / 2).abs() < 1e-3) & (elbow_x > 0.09)
     assert is_mocap.float().mean().item() == pytest.approx(0.25, abs=0.08)
-    with pytest.raises(Pose2MeshError, match="SYNTHETIC.pose_source must be one of"):
+    with pytest.raises(Pose2MeshError, match="SYNTHETIC.pose_source = 'mocapp' is invalid: expected one of"):
         Synthetic(body_cfg("SYNTHETIC.pose_source", "mocapp"), "train", labels)
-    with pytest.raises(Pose2MeshError, match="SYNTHETIC.mocap_ratio must be in"):
+    with pytest.raises(Pose2MeshError, match=r"SYNTHETIC.mocap_ratio = 1.5 is invalid: expected in \[0.0, 1.0\]"):
         Synthetic(body_cfg("SYNTHETIC.mocap_ratio", "1.5"), "train", labels)
     with pytest.raises(Pose2MeshError, match="mocap pose library .* is missing"):
         Synthetic(body_cfg("SYNTHETIC.pose_source", "mocap", "SYNTHETIC.mocap_path",

@@ -35,8 +35,6 @@ from pose2mesh.mocap.library import DEFAULT_POSE_LIBRARY, load_pose_library
 _TRAIN_DOMAIN, _TEST_DOMAIN = 0, 1
 _HAND_DISTANCE_SCALE = 0.1
 _SAMPLING_CHUNK = 4096
-POSE_SOURCES = ("prior", "mocap", "mix")
-TEST_SPLITS = ("synthetic", "real_motion")
 
 
 def stream_seed(domain: int, seed: int, epoch: int = 0) -> int:
@@ -124,17 +122,8 @@ class Synthetic(Pose2MeshDataset):
 
     def _pose_source(self, syn, split: str, bone_labels: list[str]
                      ) -> tuple[str, torch.Tensor | None]:
-        """(source name, (N, NB, 3) mocap poses of this split or None)."""
-        if syn.pose_source not in POSE_SOURCES:
-            raise Pose2MeshError(
-                f"SYNTHETIC.pose_source must be one of {list(POSE_SOURCES)}, got '{syn.pose_source}'"
-            )
-        if syn.test_split not in TEST_SPLITS:
-            raise Pose2MeshError(
-                f"SYNTHETIC.test_split must be one of {list(TEST_SPLITS)}, got '{syn.test_split}'"
-            )
-        if not 0.0 <= float(syn.mocap_ratio) <= 1.0:
-            raise Pose2MeshError(f"SYNTHETIC.mocap_ratio must be in [0, 1], got {syn.mocap_ratio}")
+        """(source name, (N, NB, 3) mocap poses of this split or None); the config loader has
+        checked the names and the ratio."""
         if split == "train":
             source = syn.pose_source
         else:
