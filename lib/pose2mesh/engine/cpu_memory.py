@@ -9,7 +9,9 @@ with huge pages (``python tools/benchmark.py --phases gemm``, with and without
 ``main/test.py`` and ``tools/benchmark.py`` call it first and log the value.
 
 :func:`keep_freed_memory` -- keep freed CPU memory in an inference process for reuse (glibc's
-malloc); ``main/test.py`` turns it on for CPU runs unless ``--no_memory_reuse``.
+malloc); ``main/test.py`` turns it on for CPU runs unless ``--no_memory_reuse``. It pays with
+huge-page allocations on (a freed 300 MB block: 662 -> 0 page faults when allocated again);
+with 4 KB-page allocations PyTorch's large blocks fault in again either way (76,800).
 
 At batch 64 every MeshNet layer allocates activations of up to ~240 MB. glibc serves blocks
 that large with fresh ``mmap`` pages and unmaps them when they are freed, so every forward
