@@ -86,6 +86,11 @@ def main(argv=None) -> None:
     from pose2mesh.demo import usable_people
 
     usable_people(people, args.input_pose)
+    output_dir = Path(args.output_dir)
+    try:  # before the (slow) model load and rendering
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise Pose2MeshError(f"{output_dir}: cannot create the output folder ({err.strerror or err})") from None
 
     _setup_logging()
     from pose2mesh.demo import DemoRunner, resolve_model

@@ -490,3 +490,20 @@ def test_huge_coordinates_are_refused_before_anything_is_rendered(scale, expecte
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(expected, lines[0]) and str(path) in lines[0]
+
+
+def test_text_file_named_npy_and_unwritable_output_are_one_line_errors(tmp_path):
+    text = tmp_path / "pose.npy"
+    text.write_text("1 2\n3 4\n")
+    done = _run_cli("--input_pose", text, "--joint_set", "human36", "--output_dir", tmp_path / "out", timeout=60)
+    assert done.returncode == 2 and "not a NumPy .npy file (no NumPy header)" in done.stderr
+    assert "pickled" not in done.stderr
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(1).uniform(50, 400, (17, 2)))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    started = time.perf_counter()
+    done = _run_cli("--input_pose", good, "--joint_set", "human36", "--output_dir", blocker / "out", timeout=60)
+    assert done.returncode == 2 and "cannot create the output folder" in done.stderr.strip().splitlines()[-1]
+    assert "model:" not in done.stdout  # refused before the model was loaded
+    assert time.perf_counter() - started < 30

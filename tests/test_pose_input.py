@@ -92,7 +92,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(Pose2MeshError, match="unknown pose file format"):
         load_pose_file(tmp_path / "pose.txt", "human36")
     (tmp_path / "garbage.npy").write_bytes(b"not numpy")
-    with pytest.raises(Pose2MeshError, match="garbage.npy: cannot read"):
+    with pytest.raises(Pose2MeshError, match="garbage.npy: not a NumPy .npy file"):
         load_pose_file(tmp_path / "garbage.npy", "human36")
     (tmp_path / "garbage.json").write_text("{not json")
     with pytest.raises(Pose2MeshError, match="garbage.json: cannot read as JSON"):

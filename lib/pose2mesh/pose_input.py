@@ -70,7 +70,18 @@ def load_pose_file(path, joint_set: str | JointSet, image_id=None) -> list[np.nd
     return people
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_npy(path: Path, joint_set: JointSet) -> list[np.ndarray]:
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+    except OSError as err:
+        raise Pose2MeshError(f"{path}: cannot read ({err.strerror or err})") from None
+    if magic != NPY_MAGIC:  # np.load would call it "pickled data" (it tries pickle then)
+        raise Pose2MeshError(f"{path}: not a NumPy .npy file (no NumPy header); save the pose "
+                             "with numpy.save")
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
