@@ -75,7 +75,7 @@ from pose2mesh.pretrained import (
     PRETRAINED_DIR,
     PRETRAINED_JOINT_SETS,
     check_pretrained,
-    pretrained_path,
+    matching_pretrained,
 )
 from pose2mesh.vis import canvas_shape_for_pose, draw_skeleton, render_meshes, render_side_view
 from pose2mesh.vis import save_obj, write_image
@@ -135,15 +135,6 @@ def find_default_weights(joint_set: str, roots: Sequence[str | Path], like=None)
     return None
 
 
-def _matching_pretrained(joint_set: str, like, folder: Path) -> Path | None:
-    """The shipped model for ``joint_set`` if its network shape fits the config ``like``."""
-    if joint_set not in PRETRAINED_JOINT_SETS or not pretrained_path(joint_set, folder).is_file():
-        return None
-    path = check_pretrained(joint_set, folder)
-    saved = saved_config(path)
-    return path if saved is not None and network_matches(saved, joint_set, like) else None
-
-
 def _no_weights_message(joint_set: str, roots: Sequence[str | Path]) -> str:
     where = ", ".join(f"{Path(r)}/" for r in dict.fromkeys(str(r) for r in roots)) or "experiment/"
     if joint_set == "human36":
@@ -193,7 +184,7 @@ def resolve_model(
         else:
             weights_path = find_default_weights(joint_set, search_roots, like=cfg)
             if weights_path is None:
-                weights_path = _matching_pretrained(joint_set, cfg, Path(pretrained_dir))
+                weights_path = matching_pretrained(cfg, pretrained_dir)
         if weights_path is None:
             raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
     else:

@@ -51,6 +51,21 @@ def check_pretrained(joint_set: str, folder: str | Path = PRETRAINED_DIR) -> Pat
     return path
 
 
+def matching_pretrained(cfg, folder: str | Path = PRETRAINED_DIR) -> Path | None:
+    """The shipped Pose2Mesh model for ``cfg``'s input joint set if there is one and its
+    network has ``cfg``'s shape (:data:`~pose2mesh.engine.checkpoint.NETWORK_SHAPE_KEYS`),
+    else None; a shipped file that is corrupt is an error (:func:`check_pretrained`)."""
+    from pose2mesh.engine.checkpoint import network_matches, saved_config
+
+    joint_set = cfg.DATASET.input_joint_set
+    if (cfg.MODEL.name != "pose2mesh_net" or joint_set not in PRETRAINED_JOINT_SETS
+            or not pretrained_path(joint_set, folder).is_file()):
+        return None
+    path = check_pretrained(joint_set, folder)
+    saved = saved_config(path)
+    return path if saved is not None and network_matches(saved, joint_set, like=cfg) else None
+
+
 def export_pretrained(checkpoint: dict, source: str) -> dict:
     """The shipped form of a training ``checkpoint``: float16 weights, config, epoch and
     ``source`` (the experiment it came from); no optimizer or RNG state."""

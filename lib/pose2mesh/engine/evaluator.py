@@ -24,9 +24,7 @@ from pose2mesh.engine import builders
 from pose2mesh.engine.checkpoint import (
     latest_checkpoint,
     load_model_weights,
-    network_matches,
     preserved_rng_state,
-    saved_config,
 )
 from pose2mesh.engine.cpu_memory import keep_freed_memory
 from pose2mesh.engine.distributed import (
@@ -256,17 +254,11 @@ def log_cpu_allocations(log) -> None:
 def test_weights(cfg, weights: str | None = None) -> Path:
     """``--weights``, else ``TEST.weight_path``; when that file does not exist, the shipped
     pretrained model (``asset/pretrained/``) whose network fits the config, if there is one."""
-    from pose2mesh.pretrained import PRETRAINED_JOINT_SETS, check_pretrained
+    from pose2mesh.pretrained import matching_pretrained
 
     if weights or not cfg.TEST.weight_path or Path(cfg.TEST.weight_path).exists():
         return resolve_weights(weights if weights else cfg.TEST.weight_path)
-    joint_set = cfg.DATASET.input_joint_set
-    if cfg.MODEL.name == "pose2mesh_net" and joint_set in PRETRAINED_JOINT_SETS:
-        shipped = check_pretrained(joint_set)
-        saved = saved_config(shipped)
-        if saved is not None and network_matches(saved, joint_set, like=cfg):
-            return shipped
-    return resolve_weights(cfg.TEST.weight_path)
+    return matching_pretrained(cfg) or resolve_weights(cfg.TEST.weight_path)
 
 
 def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir: str | None = None,
