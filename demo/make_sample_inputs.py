@@ -66,10 +66,10 @@ def project(points_m: np.ndarray, rotation: np.ndarray, eye: np.ndarray, focal_p
     return cam[..., :2] / cam[..., 2:3] * focal_px + 0.5 * (np.asarray(image_wh) - 1.0)
 
 
-def body_joints(names: tuple[str, ...], real_motion: bool = False) -> dict[str, np.ndarray]:
-    """{joint set: (P, J, 3) world joints (metres, z up)} for :data:`BODY_PEOPLE`, or with
-    ``real_motion`` for :data:`REAL_MOTION_ROWS` (average adult phenotypes)."""
-    body = build_body_model("anny")
+def body_joints(body, names: tuple[str, ...], real_motion: bool = False) -> dict[str, np.ndarray]:
+    """{joint set: (P, J, 3) world joints (metres, z up)} of the anny ``body`` for
+    :data:`BODY_PEOPLE`, or with ``real_motion`` for :data:`REAL_MOTION_ROWS` (average adult
+    phenotypes)."""
     if real_motion:
         from pose2mesh.mocap.library import load_pose_library
 
@@ -99,6 +99,18 @@ def hand_joints() -> np.ndarray:
     pose = HandPosePrior(hand.bone_labels).key_pose(HAND_POSE)[None]
     with torch.no_grad():
         return hand.regress_joints(hand(pose_aa=pose), "mano")[0].numpy().astype(np.float64)
+
+
+def body_pixels(joints_m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{joint set: (P, J, 2) pixels} of :func:`body_joints` seen by :func:`body_camera`."""
+    rotation, eye = body_camera(joints_m["human36"])
+    return {name: project(joints, rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
+            for name, joints in joints_m.items()}
+
+
+def centred(person_px: np.ndarray) -> np.ndarray:
+    """(J, 2) float32 pixels of one person moved to the centre of its own picture."""
+    return (person_px + 0.5 * np.asarray(BODY_IMAGE_WH) - person_px.mean(0)).astype(np.float32)
 
 
 def body_camera(joints_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,28 +168,20 @@ def main(argv=None) -> None:
     out_dir = Path(parser.parse_args(argv).out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    joints = body_joints(("human36", "coco"))
-    rotation, eye = body_camera(joints["human36"])
-    human36_px = project(joints["human36"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
-    coco_px = project(joints["coco"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
+    body = build_body_model("anny")
+    pixels = body_pixels(body_joints(body, ("human36", "coco")))
     # The single-person sample shows the first person centred in its own picture.
-    shift = 0.5 * np.asarray(BODY_IMAGE_WH) - human36_px[0].mean(0)
-    np.save(out_dir / "sample_human36.npy", (human36_px[0] + shift).astype(np.float32))
-
+    np.save(out_dir / "sample_human36.npy", centred(pixels["human36"][0]))
     missing = np.zeros((len(BODY_PEOPLE), 17), dtype=bool)
     joint, person = MISSING_COCO_JOINT
     missing[person, get_joint_set("coco").index(joint)] = True
-    (out_dir / "sample_coco_results.json").write_text(json.dumps(coco_results(coco_px, missing)))
-    (out_dir / "sample_openpose.json").write_text(json.dumps(openpose_people(coco_px, missing)))
+    (out_dir / "sample_coco_results.json").write_text(json.dumps(coco_results(pixels["coco"], missing)))
+    (out_dir / "sample_openpose.json").write_text(json.dumps(openpose_people(pixels["coco"], missing)))
 
-    joints = body_joints(("human36", "coco"), real_motion=True)
-    rotation, eye = body_camera(joints["human36"])
-    human36_px = project(joints["human36"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
-    coco_px = project(joints["coco"], rotation, eye, BODY_FOCAL_PX, BODY_IMAGE_WH)
-    shift = 0.5 * np.asarray(BODY_IMAGE_WH) - human36_px[0].mean(0)
-    np.save(out_dir / "real_motion_human36.npy", (human36_px[0] + shift).astype(np.float32))
+    pixels = body_pixels(body_joints(body, ("human36", "coco"), real_motion=True))
+    np.save(out_dir / "real_motion_human36.npy", centred(pixels["human36"][0]))
     none_missing = np.zeros((len(REAL_MOTION_ROWS), 17), dtype=bool)
-    (out_dir / "real_motion_coco.json").write_text(json.dumps(coco_results(coco_px, none_missing)))
+    (out_dir / "real_motion_coco.json").write_text(json.dumps(coco_results(pixels["coco"], none_missing)))
 
     hand = hand_joints()
     rotation, eye = hand_camera(hand)
