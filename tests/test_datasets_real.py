@@ -640,6 +640,36 @@ def test_synthesize_coco_pose_matches_the_original_sampler():
     assert abs(closer_to_partner[0] - closer_to_partner[1]) < 0.03
 
 
+def test_synthesize_coco_pose_second_twin_is_perturbed_around_the_perturbed_first():
+    """The original perturbs joints in index order and writes each back: R_Ankle (16) is
+    placed around L_Ankle (15) as already perturbed, L_Ankle around R_Ankle still clean.
+    Points drawn around the partner (inversion, radius <= d50; the partner's miss ring,
+    d50..d10) lie within d10 of the partner's centre, so every R_Ankle that lands by its twin
+    is within d10 of the *noisy* L_Ankle. (Centred on the clean L_Ankle, ~10 % would not.)"""
+    count = 20000
+    keypoints = np.stack([50.0 * np.arange(17), np.full(17, 50.0)], 1)
+    keypoints[15], keypoints[16] = [100.0, 300.0], [600.0, 300.0]  # 500 px apart: no exclusion
+    area = 100.0 * 100.0
+    d10 = math.sqrt(-2 * area * (2 * COCO_KEYPOINT_SIGMAS[16]) ** 2 * math.log(0.10))
+    out, kept = synthesize_coco_pose(
+        torch.tensor(keypoints, dtype=torch.float32).expand(count, 17, 2),
+        torch.ones(count, 17, dtype=torch.bool),
+        torch.full((count,), area),
+        generator=torch.Generator().manual_seed(3),
+    )
+    assert bool(kept.all()) and COCO_FLIP_PARTNER[16] == 15
+    left, right = out[:, 15].double().numpy(), out[:, 16].double().numpy()
+    right_by_twin = np.linalg.norm(right - keypoints[16], axis=1) > 250
+    left_by_twin = np.linalg.norm(left - keypoints[15], axis=1) > 250
+    assert right_by_twin.sum() > 600 and left_by_twin.sum() > 600  # ~6-7 % of the draws each
+    to_noisy_twin = np.linalg.norm(right[right_by_twin] - left[right_by_twin], axis=1)
+    assert to_noisy_twin.max() <= d10 + 1e-3
+    to_clean_twin = np.linalg.norm(right[right_by_twin] - keypoints[15], axis=1)
+    assert (to_clean_twin > d10 + 1.0).mean() > 0.01  # the two centres are told apart
+    # the first of the pair is placed around its twin's clean position
+    assert np.linalg.norm(left[left_by_twin] - keypoints[16], axis=1).max() <= d10 + 1e-3
+
+
 # ----------------------------------------------------------------------------- mixing
 def test_mixed_dataset_lengths_draws_collate_and_prepare(fx, smpl):
     cfg = bench_cfg(fx, *H36M_COCO, "DATASET.use_gt_input", "False")

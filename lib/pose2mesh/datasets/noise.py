@@ -190,6 +190,58 @@ def _type_probabilities(num_valid: torch.Tensor) -> torch.Tensor:
     return torch.stack([jitter, miss, inversion, good], dim=-1)
 
 
+# The original perturbs the joints in index order, writing each result back before the next
+# one: a joint whose flip partner comes earlier (R_Eye ... R_Ankle, the second of each pair)
+# sees that partner already perturbed, the others see it clean. No joint shares a pass with its
+# partner, so two batched passes reproduce the order exactly.
+_FIRST_PASS = tuple(j for j, p in enumerate(COCO_FLIP_PARTNER) if p < 0 or p > j)
+_SECOND_PASS = tuple(j for j, p in enumerate(COCO_FLIP_PARTNER) if 0 <= p < j)
+
+
+def _perturb_joints(gt, partner, partner_ok, sigma, area, prob, generator):
+    """One error type drawn and placed for each of K joints (see :func:`synthesize_coco_pose`).
+
+    Args:
+        gt, partner: (B, K, 2) the joints and the current positions of their flip partners;
+        partner_ok: (B, K) bool, the partner exists and is valid; sigma: (K,) OKS sigma / 10;
+        area: (B,) crop pixels^2; prob: (B, K, 4) prior type probabilities.
+    Returns:
+        (B, K, 2) the chosen points, (0, 0) where every type failed, and (B, K) bool ``kept``.
+    """
+    device = gt.device
+    d10, d50, d85 = (_keypoint_distance(area, sigma, k) for k in (0.10, 0.50, 0.85))
+    zeros = torch.zeros_like(d50)
+
+    jitter, a = _restricted_ring(gt, partner, partner_ok, d85, d50, None, generator)
+    jitter_ok = _any_survives(a, _NUM_JITTER, generator)
+    good, a = _restricted_ring(gt, partner, partner_ok, zeros, d85, None, generator)
+    good_ok = _any_survives(a, _NUM_GOOD, generator)
+    inversion, a = _restricted_ring(partner, gt, partner_ok, zeros, d50, None, generator)
+    inversion_ok = partner_ok & _any_survives(a, _NUM_INVERSION, generator)
+
+    miss_gt, a_gt = _restricted_ring(gt, partner, partner_ok, d50, d10, d50, generator)
+    miss_p, a_p = _restricted_ring(partner, gt, partner_ok, d50, d10, d50, generator)
+    count = torch.full_like(a_gt, float(_NUM_MISS))
+    count_gt = torch.binomial(count, a_gt.clamp(0.0, 1.0), generator=generator)
+    count_p = torch.binomial(count, a_p.clamp(0.0, 1.0), generator=generator)
+    count_p = torch.where(partner_ok, torch.floor(count_p / 4.0), torch.zeros_like(count_p))
+    pool = count_gt + count_p
+    from_partner = torch.rand(pool.shape, generator=generator, device=device) * pool >= count_gt
+    miss = torch.where(from_partner[..., None] & (pool > 0)[..., None], miss_p, miss_gt)
+    miss_ok = pool > 0
+
+    available = torch.stack([jitter_ok, miss_ok, inversion_ok, good_ok], dim=-1)
+    prob = torch.where(available, prob, torch.zeros_like(prob))
+    total = prob.sum(-1)
+    kept = total > 0
+    cumulative = prob.cumsum(-1)
+    u = torch.rand(total.shape, generator=generator, device=device) * total
+    choice = (u[..., None] >= cumulative).sum(-1).clamp_max(3)
+    candidates = torch.stack([jitter, miss, inversion, good], dim=2)  # (B, K, 4, 2)
+    chosen = torch.gather(candidates, 2, choice[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
+    return torch.where(kept[..., None], chosen, torch.zeros_like(chosen)), kept
+
+
 def synthesize_coco_pose(
     keypoints_px: torch.Tensor,
     valid: torch.Tensor,
@@ -216,6 +268,12 @@ def synthesize_coco_pose(
     the rest are renormalised. A keypoint whose every type failed becomes (0, 0) and
     ``kept`` False (as the original's (0, 0, 0)). Invalid keypoints are returned unchanged.
 
+    As in the original, the joints are perturbed in index order and each result is written
+    back before the next joint: the flip partner of the second joint of each left/right pair
+    (R_Eye, R_Ear, ..., R_Ankle) is its twin's *perturbed* position (the centre of its
+    inversion and miss proposals and of the exclusion test), while the first joint of a pair
+    sees its twin clean. Partner validity is that of the input keypoints.
+
     The original draws 500 / 2000 / 500 / 125 proposals per type and keeps a random survivor.
     This does the same in closed form, which is ~1000x cheaper: the number of survivors is
     drawn from its binomial law with the exact acceptance probability, and the kept point from
@@ -233,42 +291,18 @@ def synthesize_coco_pose(
     valid = valid.bool()
     sigma = torch.tensor(COCO_KEYPOINT_SIGMAS, device=device)
     area = area_px2.float().clamp_min(0.0)
-    d10, d50, d85 = (_keypoint_distance(area, sigma, k) for k in (0.10, 0.50, 0.85))
-    zeros = torch.zeros_like(d50)
-
     partner_index = torch.tensor([max(p, 0) for p in COCO_FLIP_PARTNER], device=device)
     has_partner = torch.tensor([p >= 0 for p in COCO_FLIP_PARTNER], device=device)
-    partner = gt[:, partner_index]
     partner_ok = has_partner & valid[:, partner_index]  # (B, 17)
-
-    jitter, a = _restricted_ring(gt, partner, partner_ok, d85, d50, None, generator)
-    jitter_ok = _any_survives(a, _NUM_JITTER, generator)
-    good, a = _restricted_ring(gt, partner, partner_ok, zeros, d85, None, generator)
-    good_ok = _any_survives(a, _NUM_GOOD, generator)
-    inversion, a = _restricted_ring(partner, gt, partner_ok, zeros, d50, None, generator)
-    inversion_ok = partner_ok & _any_survives(a, _NUM_INVERSION, generator)
-
-    miss_gt, a_gt = _restricted_ring(gt, partner, partner_ok, d50, d10, d50, generator)
-    miss_p, a_p = _restricted_ring(partner, gt, partner_ok, d50, d10, d50, generator)
-    count = torch.full_like(a_gt, float(_NUM_MISS))
-    count_gt = torch.binomial(count, a_gt.clamp(0.0, 1.0), generator=generator)
-    count_p = torch.binomial(count, a_p.clamp(0.0, 1.0), generator=generator)
-    count_p = torch.where(partner_ok, torch.floor(count_p / 4.0), torch.zeros_like(count_p))
-    pool = count_gt + count_p
-    from_partner = torch.rand(pool.shape, generator=generator, device=device) * pool >= count_gt
-    miss = torch.where(from_partner[..., None] & (pool > 0)[..., None], miss_p, miss_gt)
-    miss_ok = pool > 0
-
     prob = _type_probabilities(valid.sum(dim=1))
-    available = torch.stack([jitter_ok, miss_ok, inversion_ok, good_ok], dim=-1)
-    prob = torch.where(available, prob, torch.zeros_like(prob))
-    total = prob.sum(-1)
-    kept = total > 0
-    cumulative = prob.cumsum(-1)
-    u = torch.rand(total.shape, generator=generator, device=device) * total
-    choice = (u[..., None] >= cumulative).sum(-1).clamp_max(3)
-    candidates = torch.stack([jitter, miss, inversion, good], dim=2)  # (B, 17, 4, 2)
-    chosen = torch.gather(candidates, 2, choice[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
-    chosen = torch.where(kept[..., None], chosen, torch.zeros_like(chosen))
-    out = torch.where(valid[..., None], chosen, gt)
-    return out.to(keypoints_px.dtype), kept | ~valid
+
+    out = gt.clone()
+    kept = torch.ones_like(valid)
+    for joints in (_FIRST_PASS, _SECOND_PASS):
+        idx = torch.tensor(joints, device=device)
+        chosen, ok = _perturb_joints(
+            gt[:, idx], out[:, partner_index[idx]], partner_ok[:, idx], sigma[idx], area, prob[:, idx], generator
+        )
+        out[:, idx] = torch.where(valid[:, idx, None], chosen, gt[:, idx])
+        kept[:, idx] = ok | ~valid[:, idx]
+    return out.to(keypoints_px.dtype), kept
