@@ -329,7 +329,13 @@ def test_coco_weak_perspective_and_fitting_filter(fx, smpl, dataset_log):
     annotations = json.loads(
         (fx.data_dir / "COCO" / "annotations" / "person_keypoints_train2017.json").read_text()
     )["annotations"]
-    kept = [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0 and str(a["id"]) in fits]
+    kept = [
+        a
+        for a in annotations
+        if not a["iscrowd"] and a["num_keypoints"] > 0 and min(a["bbox"][2:]) >= 1 and str(a["id"]) in fits
+    ]
+    assert len(kept) == len(dataset) and dataset.skipped["invalid bounding box"] == 1
+    assert any(np.abs(fits[str(a["id"])]["smpl_param"]["shape"]).max() > 3 for a in kept)  # clamped below
     out = prepared(dataset, smpl)
     for i, annotation in enumerate(kept):
         fit = fits[str(annotation["id"])]
@@ -368,11 +374,68 @@ def test_muco_closest_person_and_fitting_filter(fx, smpl, dataset_log):
     assert any(f"masked {bad} of {len(dataset)} samples in epoch 3" in m for m in dataset_log)
 
 
+def test_muco_follows_the_image_order_with_trans_clamp_and_camera(fx, smpl, data_copy):
+    """Samples follow the images of MuCo-3DHP.json in file order (pycocotools' order in the
+    original), one per image: its closest person, dropped for a degenerate box, a missing fit
+    or a NaN in it. The mesh is the neutral layer with the fit's translation and the shape
+    clamp, projected with the image's f, c."""
+    path = data_copy / "MuCo" / "data" / "MuCo-3DHP.json"
+    data = json.loads(path.read_text())
+    data["images"] = data["images"][::-1]
+    path.write_text(json.dumps(data))
+    fits = json.loads((data_copy / "MuCo" / "data" / "smpl_param.json").read_text())
+    cfg = bench_cfg(fx, *H36M_COCO, "DATASET.use_gt_input", "True", data_dir=data_copy)
+    dataset = build_dataset(cfg, "MuCo", "train", smpl)
+    expected = []
+    for image in data["images"]:
+        people = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+        closest = min(people, key=lambda a: a["keypoints_cam"][14][2])
+        fit = fits.get(str(closest["id"]))
+        if min(closest["bbox"][2:]) < 1 or fit is None or np.isnan(np.concatenate([*fit.values()])).any():
+            continue
+        expected.append((image, closest, fit))
+    assert [e[1]["id"] for e in expected] != sorted(e[1]["id"] for e in expected)  # the order is tested
+    assert dataset.skipped == {"invalid bounding box": 1, "no SMPL fit": 1, "NaN in the SMPL fit": 1}
+    assert len(dataset) == len(expected)
+    out = prepared(dataset, smpl)
+    clamped_seen = False
+    for i, (image, closest, fit) in enumerate(expected):
+        np.testing.assert_allclose(dataset.table["keypoints_cam_mm"][i], closest["keypoints_cam"], atol=1e-3)
+        shape = np.array(fit["shape"])
+        clamped_seen |= np.abs(shape).max() > 3
+        vertices_m, _ = smpl_world(
+            smpl, fit["pose"], np.zeros(10) if np.abs(shape).max() > 3 else shape, fit["trans"]
+        )
+        coco_mm = regress(smpl, vertices_m * 1000, "coco")
+        np.testing.assert_allclose(
+            out["pose2d"][i].numpy(), standardize(project(coco_mm, image["f"], image["c"])), atol=1e-4
+        )
+        np.testing.assert_allclose(out["lift_pose3d_mm"][i].numpy(), coco_mm - coco_mm[COCO.root], atol=2e-3)
+        pelvis = regress(smpl, vertices_m, "human36")[0]
+        np.testing.assert_allclose(out["mesh_m"][i].numpy(), vertices_m - pelvis, atol=2e-5)
+    assert clamped_seen
+
+
+def test_amass_debug_mode_reads_one_sequence_folder_per_sub_dataset(fx, smpl):
+    """As the original's debug mode: every trial of the first sequence folder of each
+    sub-dataset (CMU/01 holds two), none of the later folders (CMU/02)."""
+    cfg = bench_cfg(fx, *H36M_COCO, "DATASET.use_gt_input", "True", "DATASET.debug_max_samples", "1000")
+    dataset = build_dataset(cfg, "AMASS", "train", smpl)
+    assert len(dataset) == fx.manifest["AMASS"]["train_debug_pose2mesh"]
+    full = build_dataset(bench_cfg(fx, *H36M_COCO, "DATASET.use_gt_input", "True"), "AMASS", "train", smpl)
+    assert len(full) == fx.manifest["AMASS"]["train_pose2mesh"] > len(dataset)
+    np.testing.assert_array_equal(dataset.table["pose_aa"], full.table["pose_aa"][: len(dataset) // 4])
+
+
 def test_amass_cameras_hands_and_selection(fx, smpl):
     dataset = build_dataset(bench_cfg(fx, *H36M_COCO, "DATASET.use_gt_input", "True"), "AMASS", "train", smpl)
     posenet = build_dataset(bench_cfg(fx, *H36M_COCO, "MODEL.name", "posenet"), "AMASS", "train", smpl)
     assert len(posenet) == fx.manifest["AMASS"]["train_posenet"]
     assert not dataset.table["pose_aa"][:, 22:].any()  # SMPL hands are not SMPL-H fingers (10.16)
+    with np.load(fx.data_dir / "AMASS" / "data" / "CMU" / "01" / "01_01_poses.npz") as first:
+        betas = first["betas"][:10]
+    assert np.abs(betas).max() > 3  # AMASS has no shape clamp: the file's betas are used as they are
+    np.testing.assert_allclose(dataset.table["shape"][0], betas, rtol=1e-6)
     out = prepared(dataset, smpl)
     from pose2mesh.datasets.amass import CAMERA_ROTATIONS, CAMERA_T_M, FOCAL_PX, PRINCPT_PX
 

@@ -318,19 +318,36 @@ def write_pw3d(root: Path, bodies: Bodies, rng) -> dict:
 
 
 def write_coco(root: Path, bodies: Bodies, rng) -> dict:
+    """Nine annotations from ``rng`` (a crowd, one without keypoints, one without a fit, a bad
+    fit, an oversized shape) and a tenth with a box under one pixel wide (no draw from ``rng``,
+    so the datasets written after this one are unchanged by it)."""
     images, annotations, fits = [], [], {}
-    manifest = {"train": 0, "skipped_train": {"crowd or no keypoint": 2, "no SMPLify fit": 1}, "bad_fit_train": 0}
-    for index in range(9):
+    manifest = {
+        "train": 0,
+        "skipped_train": {"crowd or no keypoint": 2, "invalid bounding box": 1, "no SMPLify fit": 1},
+        "bad_fit_train": 0,
+    }
+    for index in range(10):
         image_id, ann_id = 1000 + index, 5000 + index
         images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": 640, "height": 480})
-        pose = _smpl_pose(rng)
-        shape = rng.normal(0, 1.0, 10)
-        scale, trans = np.array([420.0, 420.0]), np.array([320.0, 240.0]) + rng.normal(0, 20, 2)
-        vertices, _ = bodies.smpl_forward(pose, shape)
+        degenerate = index == 9
+        if degenerate:  # deterministic, see the docstring
+            pose, shape = np.zeros((24, 3)), np.zeros(10)
+            scale, trans = np.array([420.0, 420.0]), np.array([320.0, 240.0])
+        else:
+            pose = _smpl_pose(rng)
+            shape = rng.normal(0, 1.0, 10)
+            scale, trans = np.array([420.0, 420.0]), np.array([320.0, 240.0]) + rng.normal(0, 20, 2)
+        if index == 3:
+            shape[0] = 4.0  # exercises the shape clamp
+        clamped = np.zeros(10) if np.abs(shape).max() > 3 else shape  # the loader's shape clamp
+        vertices, _ = bodies.smpl_forward(pose, clamped)
         coco_mm = bodies.regress(vertices * 1000.0, "coco")[:17]
-        uv = coco_mm[:, :2] / 1000.0 * scale + trans + rng.normal(0, 0.5, (17, 2))
+        uv = coco_mm[:, :2] / 1000.0 * scale + trans
         visible = np.full(17, 2.0)
-        visible[rng.choice(17, 3, replace=False)] = 0
+        if not degenerate:
+            uv = uv + rng.normal(0, 0.5, (17, 2))
+            visible[rng.choice(17, 3, replace=False)] = 0
         bad_fit = index == 6
         if bad_fit:
             uv = uv + rng.normal(0, 40.0, uv.shape)
@@ -346,7 +363,7 @@ def write_coco(root: Path, bodies: Bodies, rng) -> dict:
                 "iscrowd": int(crowd),
                 "num_keypoints": 0 if empty else int((visible > 0).sum()),
                 "keypoints": _tolist(keypoints.reshape(-1)),
-                "bbox": _bbox(uv, 1.1),
+                "bbox": [10.0, 10.0, 0.5, 200.0] if degenerate else _bbox(uv, 1.1),
                 "area": 1000.0,
             }
         )
@@ -360,7 +377,7 @@ def write_coco(root: Path, bodies: Bodies, rng) -> dict:
                 "cam_param": {"s": float(scale[0]) if index % 2 else _tolist(scale), "t": _tolist(trans)},
                 "loss": 0.0,
             }
-        if not (crowd or empty or no_fit):
+        if not (crowd or empty or no_fit or degenerate):
             manifest["train"] += 1
             manifest["bad_fit_train"] += int(bad_fit)
     categories = [{"id": 1, "name": "person", "keypoints": [], "skeleton": []}]
@@ -418,10 +435,20 @@ MUCO_ORDER = (
 
 
 def write_muco(root: Path, bodies: Bodies, rng) -> dict:
+    """Six images of two people from ``rng`` (the closest one: a bad fit, a missing fit, an
+    oversized shape), then two from a generator of their own (so the datasets written after
+    this one are unchanged) whose closest person has a box under one pixel wide, or a NaN in
+    its fit."""
     images, annotations, fits = [], [], {}
-    manifest = {"train": 0, "skipped_train": {"no SMPL fit": 1}, "bad_fit_train": 0}
+    manifest = {
+        "train": 0,
+        "skipped_train": {"invalid bounding box": 1, "no SMPL fit": 1, "NaN in the SMPL fit": 1},
+        "bad_fit_train": 0,
+    }
+    own_rng = np.random.default_rng(4242)
     ann_id = 0
-    for image_id in range(1, 7):
+    for image_id in range(1, 9):
+        draw = rng if image_id <= 6 else own_rng
         focal, princpt = [1500.0, 1500.0], [1024.0, 1024.0]
         images.append(
             {
@@ -435,16 +462,22 @@ def write_muco(root: Path, bodies: Bodies, rng) -> dict:
         )
         for person in range(2):
             ann_id += 1
-            pose = _smpl_pose(rng, root=np.array([np.pi, 0, 0]) + rng.normal(0, 0.2, 3))
-            shape = rng.normal(0, 1.0, 10)
+            pose = _smpl_pose(draw, root=np.array([np.pi, 0, 0]) + draw.normal(0, 0.2, 3))
+            shape = draw.normal(0, 1.0, 10)
+            if image_id == 2 and person == 0:
+                shape[0] = 4.0  # exercises the shape clamp
             trans = np.array([0.6 * person - 0.3, 0.0, 3.5 + 1.5 * person])  # person 0 is the closest
-            vertices, fk = bodies.smpl_forward(pose, shape, trans)
+            clamped = np.zeros(10) if np.abs(shape).max() > 3 else shape  # the loader's shape clamp
+            vertices, fk = bodies.smpl_forward(pose, clamped, trans)
             h36m, smpl = bodies.regress(vertices * 1000, "human36"), fk * 1000
             cam = np.stack(
                 [h36m[MUCO_FROM_H36M[n]] if n in MUCO_FROM_H36M else smpl[MUCO_FROM_SMPL[n]] for n in MUCO_ORDER]
             )
-            bad_fit = image_id == 4 and person == 0
-            no_fit = image_id == 5 and person == 0
+            closest = person == 0
+            bad_fit = image_id == 4 and closest
+            no_fit = image_id == 5 and closest
+            degenerate = image_id == 7 and closest
+            nan_fit = image_id == 8 and closest
             if bad_fit:
                 cam = cam + rng.normal(0, 90.0, cam.shape)
             uv = _project(cam, focal, princpt)
@@ -454,16 +487,16 @@ def write_muco(root: Path, bodies: Bodies, rng) -> dict:
                     "image_id": image_id,
                     "keypoints_cam": _tolist(cam),
                     "keypoints_img": _tolist(uv),
-                    "bbox": _bbox(uv),
+                    "bbox": [float(uv[:, 0].min()), float(uv[:, 1].min()), 0.5, 300.0] if degenerate else _bbox(uv),
                 }
             )
             if not no_fit:
                 fits[str(ann_id)] = {
                     "pose": _tolist(pose.reshape(-1)),
-                    "shape": _tolist(shape),
+                    "shape": _tolist(np.where(np.arange(10) == 2, np.nan, shape) if nan_fit else shape),
                     "trans": _tolist(trans),
                 }
-            if person == 0 and not no_fit:
+            if closest and not (no_fit or degenerate or nan_fit):
                 manifest["train"] += 1
                 manifest["bad_fit_train"] += int(bad_fit)
     _dump(root / "data" / "MuCo-3DHP.json", {"images": images, "annotations": annotations})
@@ -471,24 +504,51 @@ def write_muco(root: Path, bodies: Bodies, rng) -> dict:
     return manifest
 
 
+def _write_amass_sequence(path: Path, rng, count: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    poses = rng.normal(0, 0.25, (count, 156))
+    np.savez(
+        path,
+        poses=poses,
+        trans=rng.normal(0, 1, (count, 3)),
+        betas=rng.normal(0, 1, 16),
+        gender=np.array("neutral"),
+        dmpls=np.zeros((count, 8)),
+        mocap_framerate=np.array(120.0),
+    )
+
+
 def write_amass(root: Path, rng) -> dict:
-    """CMU (kept by both models, step 60), BMLrub (PoseNet only, step 10), KIT (never)."""
+    """CMU (kept by both models, step 60), BMLrub (PoseNet only, step 10), KIT (never).
+
+    CMU's first sequence folder holds two trials and a second folder one more, written with a
+    generator of their own (the datasets written after this one are unchanged); debug mode
+    reads the first folder only. The first trial's betas exceed 3 (AMASS has no shape clamp).
+    """
     frames = {"CMU": 121, "BMLrub": 25, "KIT": 10}
     for subset, count in frames.items():
         path = root / "data" / subset / "01" / "01_01_poses.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         poses = rng.normal(0, 0.25, (count, 156))
+        trans = rng.normal(0, 1, (count, 3))
+        betas = rng.normal(0, 1, 16)
+        if subset == "CMU":
+            betas[0] = 3.5
         np.savez(
             path,
             poses=poses,
-            trans=rng.normal(0, 1, (count, 3)),
-            betas=rng.normal(0, 1, 16),
+            trans=trans,
+            betas=betas,
             gender=np.array("neutral"),
             dmpls=np.zeros((count, 8)),
             mocap_framerate=np.array(120.0),
         )
-    cmu, bml = len(range(0, 121, 60)), len(range(0, 25, 10))
-    return {"train_pose2mesh": 4 * cmu, "train_posenet": 4 * (cmu + bml)}
+    own_rng = np.random.default_rng(5151)
+    _write_amass_sequence(root / "data" / "CMU" / "01" / "01_02_poses.npz", own_rng, 61)
+    _write_amass_sequence(root / "data" / "CMU" / "02" / "02_01_poses.npz", own_rng, 1)
+    first_folder = len(range(0, 121, 60)) + len(range(0, 61, 60))
+    cmu, bml = first_folder + 1, len(range(0, 25, 10))
+    return {"train_pose2mesh": 4 * cmu, "train_posenet": 4 * (cmu + bml), "train_debug_pose2mesh": 4 * first_folder}
 
 
 def write_surreal(root: Path, bodies: Bodies, rng) -> dict:

@@ -3,7 +3,9 @@
 Files: ``DATA_DIR/AMASS/data/<SubDataset>/<sequence>/*_poses.npz`` (see data/AMASS/README.md)
 with ``poses`` (F, 156) SMPL-H axis-angle and ``betas`` (16,). Pose2Mesh uses the
 sub-datasets whose folder name contains "CMU"; PoseNet also those containing "BML". Frames
-are subsampled by the folder name (cmu 60, mpi_mosh / bmlrub / bmlmovi 10, others 5).
+are subsampled by the folder name (cmu 60, mpi_mosh / bmlrub / bmlmovi 10, others 5). Debug
+mode (``DATASET.debug_max_samples`` > 0) reads, as the original's, every trial of the first
+sequence folder of each sub-dataset, before the usual truncation.
 
 Every kept frame is seen by four fixed H36M-like cameras (rotations below, ``t = (0, 0, 10)``
 m, focal 1500 px, principal point (500, 500)). ``prepare_batch`` composes the root rotation
@@ -74,8 +76,8 @@ class AMASS(BenchmarkDataset):
         poses, shapes = [], []
         for subset in subsets:
             files = sorted(subset.glob("*/*_poses.npz"))
-            if self.debug_max_samples > 0:
-                files = files[:1]  # one sequence per sub-dataset
+            if self.debug_max_samples > 0 and files:
+                files = [f for f in files if f.parent == files[0].parent]  # one sequence folder, every trial
             step = subsample_ratio(subset.name)
             for path in files:
                 pose, beta = _read_sequence(path)

@@ -5,7 +5,8 @@ images with ``f``, ``c``; annotations with ``keypoints_cam`` 21x3 mm in the MuCo
 ``keypoints_img``, ``bbox``) and ``smpl_param.json`` (``{annotation_id: {pose, shape, trans}}``,
 camera frame, trans in metres).
 
-Per image only the person closest to the camera (smallest Pelvis depth) is used; it is dropped
+Images are read in the order of ``MuCo-3DHP.json`` (as the original, through pycocotools); per
+image only the person closest to the camera (smallest Pelvis depth) is used; it is dropped
 (counted and logged) if its box is invalid, its SMPL fit is missing or holds a NaN.
 ``prepare_batch`` builds the neutral SMPL mesh with translation and shape clamp in the camera
 frame, regresses and projects the joints with the image's camera.
@@ -81,14 +82,14 @@ class MuCo(BenchmarkDataset):
         fits = self.load_json("data", "smpl_param.json")
         out_h, out_w = self.input_hw
         with parsing(data_path, "image or annotation"):
-            images = {image["id"]: image for image in data["images"]}
             people: dict = {}
             for annotation in data["annotations"]:
                 people.setdefault(annotation["image_id"], []).append(annotation)
+            images = [image for image in data["images"] if image["id"] in people]  # file order
         rows, counts = [], {"invalid bounding box": 0, "no SMPL fit": 0, "NaN in the SMPL fit": 0}
-        for image_id in sorted(people):
+        for image in images:
+            image_id = image["id"]
             with parsing(data_path, "image or annotation"):
-                image = images[image_id]
                 cams = [
                     as_array(a["keypoints_cam"], (21, 3), data_path, "keypoints_cam") for a in people[image_id]
                 ]
