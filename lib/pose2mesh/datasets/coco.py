@@ -14,7 +14,14 @@ projected input joints; a mean distance over the valid keypoints above 3 pixels 
 target of the sample (mesh, regression and lift), and the count is logged.
 
 The split is always the training annotations (the original forces it); building the ``test``
-split logs a warning and evaluates on those same training samples with the base metrics.
+split logs a warning and evaluates on those same training samples with the base metrics (the
+original has no evaluation for COCO).
+
+Differences from the original, kept on purpose (DATA_FORMATS section 10, implemented in
+:mod:`pose2mesh.datasets.smpl_targets`): with coco input the noisy Pelvis and Neck are
+recomputed from the noisy hips and shoulders (10.8); a rotation augmentation also rotates the
+mesh, and a flip is refused for mesh models (10.6); a degenerate 2D box masks the sample
+instead of crashing (10.15); the noise and augmentation draws are seeded per sample (10.20).
 """
 
 from __future__ import annotations

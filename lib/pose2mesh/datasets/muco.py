@@ -16,8 +16,12 @@ essentially every sample. Here the GT ``keypoints_cam`` are compared with ``J_h3
 mesh on the 14 joints both sets share by name (hips, knees, ankles, shoulders, elbows, wrists,
 Pelvis, Head), after translation alignment; a mean distance above 45 mm masks the mesh,
 regression and lift targets (also for PoseNet, whose lift target comes from the same mesh).
-The noise follows the common order (error model, then flip; area of the tight box) instead of
-MuCo's flip-first order and processed-box area (10.7).
+The original runs no fitting check in PoseNet mode; here PoseNet's lift target is masked by
+the same check. The noise follows the common order (error model, then flip; area of the tight
+box) instead of MuCo's flip-first order and processed-box area (10.7). Shared differences
+(:mod:`pose2mesh.datasets.smpl_targets`): recomputed noisy Pelvis and Neck with coco input
+(10.8), the mesh rotated with a rotation augmentation and no flip for mesh models (10.6), a
+degenerate 2D box masked instead of crashing (10.15), per-sample seeded draws (10.20).
 """
 
 from __future__ import annotations

@@ -19,7 +19,11 @@ root. Evaluation: the base metrics with the smpl target set (MPJPE, PA-MPJPE ove
 regressed joints, MPVPE, PA-MPVPE).
 
 Differences from the original: detections are matched by image id rather than by position
-(10.5, a missing one is an error), and the training lists do not get a duplicated first element.
+(10.5, a missing one is an error), the training lists do not get a duplicated first element, and
+the regression target is regressed from the mesh (10.18, above). Shared differences
+(:mod:`pose2mesh.datasets.smpl_targets`): the mesh rotated with a rotation augmentation and no
+flip for mesh models (10.6), a degenerate 2D box masked instead of crashing (10.15), per-sample
+seeded draws (10.20).
 """
 
 from __future__ import annotations
