@@ -370,6 +370,42 @@ def test_experiment_folders_are_unique_and_never_reused(tmp_path):
     assert latest_experiment_with_checkpoint(tmp_path).root == first.root
 
 
+def test_a_failed_run_removes_the_experiment_folder_it_created_and_nothing_else(tmp_path):
+    """Runs that stop before any output (here: the SMPL file is missing) leave no empty
+    exp_* folder; a user's --exp_dir stays, and so does a created folder holding output."""
+    from pose2mesh.engine.evaluator import run_test
+    from pose2mesh.engine.experiment import remove_unused_experiment
+    from pose2mesh.engine.trainer import run_training
+
+    out = tmp_path / "out"
+    cfg = load_config(None, ["DEVICE", "cpu", "MODEL.body_model", "smpl", "SMPL_DIR", str(tmp_path / "no_smpl"),
+                             "OUTPUT_ROOT", str(out), "DATASET.workers", "0"])
+    with pytest.raises(Pose2MeshError, match="SMPL"):
+        run_training(cfg)
+    weights = tmp_path / "weights.pth.tar"
+    weights.write_bytes(b"never loaded: the run stops before")
+    with pytest.raises(Pose2MeshError, match="SMPL"):
+        run_test(cfg, weights=str(weights))
+    assert out.is_dir() and list(out.iterdir()) == []
+
+    mine = tmp_path / "mine"
+    with pytest.raises(Pose2MeshError, match="SMPL"):
+        run_training(cfg, exp_dir=str(mine))
+    assert (mine / "config.yaml").is_file() and (mine / "checkpoint").is_dir()
+
+    with_output = create_experiment(out)
+    (with_output.checkpoint / "checkpoint1.pth.tar").write_bytes(b"")
+    stray = create_experiment(out)
+    (stray.root / "notes.txt").write_text("someone's file")
+    bare = create_experiment(out)
+    (bare.root / "log.txt").write_text("started\n")
+    assert with_output.created and not remove_unused_experiment(with_output)
+    assert not remove_unused_experiment(stray)
+    assert not remove_unused_experiment(ExperimentDirs(bare.root))  # not known to be this run's
+    assert remove_unused_experiment(bare) and not bare.root.exists()
+    assert sorted(out.iterdir()) == sorted([with_output.root, stray.root])
+
+
 def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "main" / script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)

@@ -37,8 +37,8 @@ from pose2mesh.engine.distributed import (
     shutdown_distributed,
     wrap_model,
 )
-from pose2mesh.engine.experiment import prepare_experiment
-from pose2mesh.engine.logging import close_logger, setup_logger
+from pose2mesh.engine.experiment import prepare_experiment, remove_unused_experiment
+from pose2mesh.engine.logging import close_logger, get_logger, setup_logger
 from pose2mesh.errors import Pose2MeshError
 
 REPORTED_METRICS = ("MPJPE", "PA-MPJPE", "MPVPE", "PA-MPVPE")
@@ -267,6 +267,8 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
     baseline on the test set, print the table and write ``result/metrics.json`` (and OBJ
     samples under ``vis/`` with ``TEST.vis``). Returns the model's metrics (mm)."""
     ctx = init_distributed(cfg.DEVICE)
+    exp = None
+    failed = True
     try:
         gpu_ids = parse_gpu_ids(gpu)
         device = resolve_device(cfg.DEVICE, gpu_ids, ctx)
@@ -297,7 +299,10 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
             log.info("test metrics on %s (mm):\n%s", parts.test_set.name, format_metrics_table(metrics, baseline))
             write_metrics_json(exp.result / "metrics.json", metrics, baseline,
                                weights=str(weights_path), epoch=checkpoint.get("epoch"))
+        failed = False
         return metrics
     finally:
+        if failed and exp is not None and ctx.is_main:
+            remove_unused_experiment(exp, get_logger())
         close_logger()
         shutdown_distributed()

@@ -13,6 +13,10 @@ Folders are created with an exclusive ``mkdir``: an existing folder is never del
 reused by a new run, and two runs started in the same microsecond get distinct names
 (``_1``, ``_2``, ... suffixes).
 
+A run that fails before writing anything to a folder it created (no ``--exp_dir``, not a
+resume) removes that folder again (:func:`remove_unused_experiment`), so failed runs leave no
+empty ``exp_*`` folders behind; a folder the user named, or one holding any output, is kept.
+
 A training run holds an exclusive lock on its folder (``flock`` on ``<exp>/.lock``, which
 also records the holder's PID) until the process ends: a second run on the same folder stops
 with one line naming the holder. The kernel releases the lock of a process that dies, even by
@@ -24,7 +28,7 @@ import datetime
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pose2mesh.engine.checkpoint import latest_checkpoint
@@ -33,6 +37,7 @@ from pose2mesh.errors import Pose2MeshError
 
 SUBDIRS = ("checkpoint", "graph", "vis", "result", "tb")
 LOCK_NAME = ".lock"
+STARTUP_FILES = (LOCK_NAME, "config.yaml", "log.txt")  # what every run writes before its work
 _HELD_LOCKS: dict[str, object] = {}  # folder -> open lock file, kept for the process lifetime
 EXP_PREFIX = "exp_"
 _NAME_PATTERN = re.compile(r"exp_(?P<stamp>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6})(?:_(?P<suffix>\d+))?")
@@ -40,9 +45,11 @@ _NAME_PATTERN = re.compile(r"exp_(?P<stamp>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6})
 
 @dataclass(frozen=True)
 class ExperimentDirs:
-    """Paths of one experiment's output folders (all exist once created)."""
+    """Paths of one experiment's output folders (all exist once created). ``created``: this
+    run made the folder (a fresh ``exp_*``, not ``--exp_dir`` nor a resumed one)."""
 
     root: Path
+    created: bool = field(default=False, compare=False)
 
     @property
     def checkpoint(self) -> Path:
@@ -84,6 +91,8 @@ def create_experiment(output_root: str | os.PathLike, exp_dir: str | os.PathLike
     Args:
         output_root: parent folder of the ``exp_*`` folders (cfg.OUTPUT_ROOT).
         exp_dir: an explicit experiment folder; it may already exist (its files are kept).
+    Returns:
+        The folders; ``created`` is True for a new ``exp_*`` folder (never for ``exp_dir``).
     Raises:
         Pose2MeshError: the folder cannot be created (names the path and the reason).
     """
@@ -99,7 +108,7 @@ def create_experiment(output_root: str | os.PathLike, exp_dir: str | os.PathLike
                 candidate.mkdir()
             except FileExistsError:
                 continue
-            return ExperimentDirs(candidate).make_subdirs()
+            return ExperimentDirs(candidate, created=True).make_subdirs()
     except OSError as err:
         raise Pose2MeshError(f"cannot create the experiment folder under {output_root}: {err.strerror}") from None
     raise Pose2MeshError(f"cannot find a free experiment folder name under {output_root}")
@@ -140,7 +149,8 @@ def prepare_experiment(
 ) -> tuple[ExperimentDirs, Path | None]:
     """The run's experiment folder, agreed by every rank (rank 0 decides).
 
-    New run: a fresh ``exp_*`` folder under ``output_root`` or ``exp_dir``; a training run
+    New run: a fresh ``exp_*`` folder under ``output_root`` (``created`` True: see
+    :func:`remove_unused_experiment`) or ``exp_dir``; a training run
     refuses an ``exp_dir`` that already holds checkpoints. Resume: ``exp_dir`` or the newest
     experiment with a checkpoint, and its newest checkpoint (returned second, else None).
 
@@ -156,8 +166,44 @@ def prepare_experiment(
     answer = broadcast_object(answer, ctx)
     if answer[0] == "error":
         raise Pose2MeshError(answer[1])
-    _, root, checkpoint = answer
-    return ExperimentDirs(Path(root)), (Path(checkpoint) if checkpoint else None)
+    _, root, checkpoint, created = answer
+    return ExperimentDirs(Path(root), created=created), (Path(checkpoint) if checkpoint else None)
+
+
+def remove_unused_experiment(exp: ExperimentDirs, log=None) -> bool:
+    """After a failed run: delete its folder if the run created it (``exp.created``) and it
+    holds only what every run writes at start -- the empty sub-folders, ``config.yaml``,
+    ``log.txt`` and the lock. A checkpoint, a metric, a curve, a picture or any file someone
+    else put there keeps the folder, as does a user's ``--exp_dir`` or a resumed experiment.
+    Nothing is deleted recursively: files are unlinked by name, folders removed only empty.
+
+    Returns:
+        Whether the folder was removed (``log``, a logger, is told first).
+    """
+    root = exp.root
+    if not exp.created or root.is_symlink() or not root.is_dir():
+        return False
+    for path in root.iterdir():
+        if path.is_symlink():
+            return False
+        if path.name in SUBDIRS and path.is_dir():
+            if any(path.iterdir()):
+                return False
+        elif path.name not in STARTUP_FILES or not path.is_file():
+            return False
+    if log is not None:
+        log.info("removing %s: the run stopped before writing any output there", root)
+    release_experiment(root)
+    try:
+        for name in STARTUP_FILES:
+            (root / name).unlink(missing_ok=True)
+        for name in SUBDIRS:
+            if (root / name).is_dir():
+                (root / name).rmdir()
+        root.rmdir()
+    except OSError:  # something appeared meanwhile: keep what is left
+        return False
+    return True
 
 
 def lock_experiment(root: str | os.PathLike) -> None:
@@ -185,7 +231,14 @@ def lock_experiment(root: str | os.PathLike) -> None:
     _HELD_LOCKS[str(root)] = handle
 
 
-def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tuple[str, str | None]:
+def release_experiment(root: str | os.PathLike) -> None:
+    """Give up this process's lock of ``root`` (a no-op when it holds none)."""
+    handle = _HELD_LOCKS.pop(str(Path(root).resolve()), None)
+    if handle is not None:
+        handle.close()
+
+
+def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tuple[str, str | None, bool]:
     if training and exp_dir:
         Path(exp_dir).mkdir(parents=True, exist_ok=True)
         lock_experiment(exp_dir)  # before looking at its checkpoints: no two runs see them
@@ -196,13 +249,13 @@ def _find_or_create(output_root, exp_dir, *, resume: bool, training: bool) -> tu
         if checkpoint is None:
             raise Pose2MeshError(f"--resume_training: no checkpoint in {exp.checkpoint}")
         exp.make_subdirs()
-        return str(exp.root), str(checkpoint)
+        return str(exp.root), str(checkpoint), False
     if training and exp_dir and any(Path(exp_dir, "checkpoint").glob("*.pth.tar")):
         raise Pose2MeshError(
             f"--exp_dir {exp_dir} already holds checkpoints; add --resume_training to continue it "
             "or choose another folder"
         )
-    root = create_experiment(output_root, exp_dir).root
+    exp = create_experiment(output_root, exp_dir)
     if training:
-        lock_experiment(root)
-    return str(root), None
+        lock_experiment(exp.root)
+    return str(exp.root), None, exp.created

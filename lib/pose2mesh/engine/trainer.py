@@ -43,7 +43,7 @@ from pose2mesh.engine.evaluator import (
     move_to_device,
     write_metrics_json,
 )
-from pose2mesh.engine.experiment import ExperimentDirs, prepare_experiment
+from pose2mesh.engine.experiment import ExperimentDirs, prepare_experiment, remove_unused_experiment
 from pose2mesh.engine.logging import RunRecorder, close_logger, get_logger, setup_logger
 from pose2mesh.errors import Pose2MeshError
 
@@ -362,7 +362,8 @@ def run_training(cfg, *, gpu: str | None = None, resume: bool = False, exp_dir: 
     Returns the final test metrics (mm).
     """
     ctx = init_distributed(cfg.DEVICE)
-    trainer = None
+    trainer = exp = None
+    failed = True
     try:
         gpu_ids = parse_gpu_ids(gpu)
         device = resolve_device(cfg.DEVICE, gpu_ids, ctx)
@@ -382,9 +383,13 @@ def run_training(cfg, *, gpu: str | None = None, resume: bool = False, exp_dir: 
         trainer = Trainer(cfg, parts, device=device, ctx=ctx, exp=exp, gpu_ids=gpu_ids)
         if checkpoint is not None:
             trainer.resume(checkpoint)
-        return trainer.fit()
+        metrics = trainer.fit()
+        failed = False
+        return metrics
     finally:
         if trainer is not None:
             trainer.close()
+        if failed and exp is not None and ctx.is_main:
+            remove_unused_experiment(exp, get_logger())
         close_logger()
         shutdown_distributed()
