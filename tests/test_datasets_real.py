@@ -856,6 +856,31 @@ def test_train_one_step_and_evaluate_on_the_fixture(fx, tmp_path, monkeypatch, t
         assert len(verts) == fx.manifest["FreiHAND"]["test"]
 
 
+def test_3dpw_evaluation_without_the_training_files_skips_only_the_baseline(fx, tmp_path, monkeypatch, data_copy):
+    """The Human36M training annotations (the 3DPW config's train list) serve only the mean-pose
+    baseline: without them main/test.py scores the model, logs why the baseline is missing and
+    says so in metrics.json (the H36M joint regressor beside them is still needed)."""
+    from pose2mesh.engine import builders
+    from pose2mesh.engine.checkpoint import atomic_save
+    from pose2mesh.engine.evaluator import run_test
+
+    monkeypatch.setenv("POSE2MESH_CACHE_DIR", str(fx.root / "cache"))
+    shutil.rmtree(data_copy / "Human36M" / "annotations")
+    cfg = load_config(engine_cfg(fx, "pose2mesh_cocoJ_test_3dpw", tmp_path, 6), ["DATA_DIR", str(data_copy)])
+    body_model = builders.build_body_model(cfg, torch.device("cpu"))
+    model = builders.build_network(cfg, builders.build_hierarchy(cfg, body_model))
+    weights = tmp_path / "weights.pth.tar"
+    atomic_save({"epoch": 1, "model_state_dict": model.state_dict(), "config": cfg.dump()}, weights)
+
+    metrics = run_test(cfg, weights=str(weights), exp_dir=str(tmp_path / "test"))
+    saved = json.loads((tmp_path / "test" / "result" / "metrics.json").read_text())
+    assert math.isfinite(metrics["MPJPE"]) and saved["MPJPE"] == pytest.approx(metrics["MPJPE"])
+    assert saved["baseline"] == {} and "Human36M" in saved["baseline_skipped"]
+    log = (tmp_path / "test" / "log.txt").read_text()
+    assert "WARNING mean-pose baseline skipped: the training set ['Human36M', 'COCO', 'MuCo'] is unavailable " \
+           f"(missing dataset file {data_copy / 'Human36M' / 'annotations'}" in log
+
+
 def test_coco_noise_area_does_not_change_under_rotation():
     """The original measures the person as the product of two mapped box-edge lengths, which
     a rotation leaves alone (the old |dx' dy'| of the mapped diagonal shrank to x0.834 at 17

@@ -262,22 +262,39 @@ def build_baseline_loader(cfg, dataset, ctx: DistContext, device: torch.device,
 
 @dataclass
 class RunParts:
-    """What a run is made of, before any multi-device wrapping."""
+    """What a run is made of, before any multi-device wrapping. ``train_set_error``: why the
+    training set is None when it was optional and could not be built."""
 
     body_model: torch.nn.Module
     model: torch.nn.Module
     train_set: object | None
     test_set: object
+    train_set_error: str | None = None
 
 
-def build_run_parts(cfg, device: torch.device, *, with_train_set: bool = True) -> RunParts:
-    """Body model, network (on ``device``) and datasets of an experiment."""
+def build_run_parts(cfg, device: torch.device, *, with_train_set: bool = True,
+                    train_set_optional: bool = False) -> RunParts:
+    """Body model, network (on ``device``) and datasets of an experiment.
+
+    Args:
+        train_set_optional: a training set that cannot be built (its Pose2MeshError, e.g. a
+            missing file) gives ``train_set`` None and the message in ``train_set_error``
+            instead of failing (evaluation needs it only for the mean-pose baseline).
+    """
     body_model = build_body_model(cfg, device)
     hierarchy = build_hierarchy(cfg, body_model)
     model = build_network(cfg, hierarchy).to(device)
-    train_set = build_train_dataset(cfg, body_model) if with_train_set else None
+    train_set, train_set_error = None, None
+    if with_train_set:
+        try:
+            train_set = build_train_dataset(cfg, body_model)
+        except Pose2MeshError as err:
+            if not train_set_optional:
+                raise
+            train_set_error = str(err)
     test_set = build_test_dataset(cfg, body_model)
-    return RunParts(body_model=body_model, model=model, train_set=train_set, test_set=test_set)
+    return RunParts(body_model=body_model, model=model, train_set=train_set, test_set=test_set,
+                    train_set_error=train_set_error)
 
 
 def build_loss_fn(cfg, body_model, device: torch.device):

@@ -265,7 +265,11 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
              reuse_freed_memory: bool = False) -> dict[str, float]:
     """The ``main/test.py`` job: load the weights, evaluate the model and the mean-pose
     baseline on the test set, print the table and write ``result/metrics.json`` (and OBJ
-    samples under ``vis/`` with ``TEST.vis``). Returns the model's metrics (mm)."""
+    samples under ``vis/`` with ``TEST.vis``). Returns the model's metrics (mm).
+
+    The training set serves only the baseline: when it cannot be built (e.g. 3DPW evaluated
+    without the Human36M/COCO/MuCo training files), the baseline is skipped with a logged
+    warning and ``metrics.json`` says why (``baseline_skipped``)."""
     ctx = init_distributed(cfg.DEVICE)
     exp = None
     failed = True
@@ -281,7 +285,11 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
             log.info("CPU memory: freed blocks are kept for reuse (glibc malloc, inference only; "
                      "--no_memory_reuse opts out)")
         builders.seed_everything(int(cfg.SEED) + ctx.rank)
-        parts = builders.build_run_parts(cfg, device)
+        parts = builders.build_run_parts(cfg, device, train_set_optional=True)
+        baseline_skipped = None
+        if parts.train_set is None:
+            baseline_skipped = f"the training set {list(cfg.DATASET.train_list)} is unavailable ({parts.train_set_error})"
+            log.warning("mean-pose baseline skipped: %s", baseline_skipped)
         checkpoint = load_model_weights(parts.model, weights_path)
         shipped = " (shipped pretrained model)" if "source" in checkpoint else ""
         log.info("weights: %s%s (epoch %s)", weights_path, shipped, checkpoint.get("epoch", "?"))
@@ -291,14 +299,17 @@ def run_test(cfg, *, gpu: str | None = None, weights: str | None = None, exp_dir
             device=device, ctx=ctx, amp=bool(cfg.TRAIN.amp),
         )
         metrics = evaluator.evaluate(model, vis_dir=exp.vis if cfg.TEST.vis else None, result_dir=exp.result)
-        baseline = evaluator.evaluate_mean_baseline(
-            parts.train_set,
-            builders.build_baseline_loader(cfg, parts.train_set, ctx, device),
-        )
+        baseline = {}
+        if parts.train_set is not None:
+            baseline = evaluator.evaluate_mean_baseline(
+                parts.train_set,
+                builders.build_baseline_loader(cfg, parts.train_set, ctx, device),
+            )
         if ctx.is_main:
             log.info("test metrics on %s (mm):\n%s", parts.test_set.name, format_metrics_table(metrics, baseline))
+            extra = {"baseline_skipped": baseline_skipped} if baseline_skipped else {}
             write_metrics_json(exp.result / "metrics.json", metrics, baseline,
-                               weights=str(weights_path), epoch=checkpoint.get("epoch"))
+                               weights=str(weights_path), epoch=checkpoint.get("epoch"), **extra)
         failed = False
         return metrics
     finally:
