@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from yacs.config import CfgNode
 
-from pose2mesh.errors import Pose2MeshError
+from pose2mesh.errors import Pose2MeshError, too_deeply_nested
 
 _C = CfgNode()
 
@@ -197,13 +197,15 @@ def _merge(cfg: CfgNode, values: Mapping, source: str) -> None:
     except (ValueError, KeyError) as err:
         message = str(err).strip("'\"").splitlines()[0]
         raise Pose2MeshError(f"bad config value in {source}: {message}") from None
+    except (MemoryError, RecursionError):  # yacs literal_evals strings: "-" * 100000 + "1"
+        raise too_deeply_nested(f"a config value in {source}") from None
 
 
 def _parse_override(text: str):
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # deep nesting: the latter two
+        return text  # then read as a string, which the key's type check refuses in one line
 
 
 def _overrides_to_dict(opts: Sequence[str]) -> dict:
@@ -245,6 +247,8 @@ def load_config(path: str | Path | Mapping | None = None, opts: Sequence[str] = 
         except yaml.YAMLError as err:
             first_line = str(err).splitlines()[0]
             raise Pose2MeshError(f"cannot parse config file {path}: {first_line}") from None
+        except RecursionError:
+            raise too_deeply_nested(f"config file {path}") from None
         if not isinstance(values, Mapping):
             raise Pose2MeshError(f"config file {path} must hold a mapping at top level")
         _merge(cfg, values, str(path))

@@ -19,6 +19,13 @@ class Pose2MeshError(Exception):
 EXIT_USER_ERROR = 2
 
 
+def too_deeply_nested(where) -> Pose2MeshError:
+    """The error for JSON, YAML or a config value whose nesting exhausts the parser -- the
+    RecursionError (MemoryError in Python's own parser) that 100,000 nested brackets raise.
+    No valid pose, config, checkpoint or annotation file nests that deep."""
+    return Pose2MeshError(f"{where}: nested too deeply to parse (no valid input nests this deep)")
+
+
 def exit_on_user_error(main: Callable[..., int | None]) -> Callable[..., int | None]:
     """Decorator for command-line entry points: a Pose2MeshError becomes one stderr line
     and exit status 2 instead of a traceback."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose2mesh.errors import Pose2MeshError
+from pose2mesh.errors import Pose2MeshError, too_deeply_nested
 from pose2mesh.joint_sets import JointSet, add_pelvis_and_neck, get_joint_set
 
 # COCO-17 keypoint k is OpenPose keypoint _OPENPOSE_TO_COCO17[layout][k].
@@ -114,6 +114,8 @@ def _read_json(path: Path, joint_set: JointSet, image_id) -> list[np.ndarray]:
         content = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise Pose2MeshError(f"{path}: cannot read as JSON ({err})") from None
+    except RecursionError:
+        raise too_deeply_nested(path) from None
     if isinstance(content, dict) and "people" in content:
         coco17 = _openpose_people(path, content["people"], joint_set)
     elif isinstance(content, list) or (isinstance(content, dict) and "keypoints" in content):

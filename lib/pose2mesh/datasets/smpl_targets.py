@@ -64,7 +64,7 @@ from pose2mesh.datasets.transforms import (
     sample_rng,
     tight_bbox,
 )
-from pose2mesh.errors import Pose2MeshError
+from pose2mesh.errors import Pose2MeshError, too_deeply_nested
 from pose2mesh.joint_sets import get_joint_set
 
 logger = logging.getLogger("pose2mesh.datasets")
@@ -249,6 +249,8 @@ def load_json(path: Path, readme: str):
         ) from None
     except UnicodeDecodeError as err:
         raise Pose2MeshError(f"malformed JSON in {path}: not UTF-8 text ({err.reason})") from None
+    except RecursionError:
+        raise too_deeply_nested(path) from None
 
 
 @contextlib.contextmanager

@@ -220,8 +220,8 @@ def saved_config(path: str | os.PathLike) -> dict | None:
         beside = path.parent.parent / "config.yaml"
         text = beside.read_text() if beside.is_file() else None
     try:
-        values = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
+        values = yaml.safe_load(text) if isinstance(text, str) and text else None
+    except (yaml.YAMLError, RecursionError):  # RecursionError: a crafted, deeply nested text
         return None
     return values if isinstance(values, dict) else None
 

@@ -144,7 +144,12 @@ class Trainer:
         the step scheduler's milestones and factor follow the current config (a no-op when
         it is unchanged)."""
         checkpoint = load_checkpoint(path)
-        saved_lr = self._check_resumed_config(checkpoint.get("config"), path)
+        try:
+            saved_lr = self._check_resumed_config(checkpoint.get("config"), path)
+        except RecursionError:  # a crafted, deeply nested config text in the checkpoint
+            from pose2mesh.errors import too_deeply_nested
+
+            raise too_deeply_nested(f"--resume_training: the config saved in {path}") from None
         self.raw_model.load_state_dict(strip_module_prefix(checkpoint["model_state_dict"]))
         self.optimizer.load_state_dict(checkpoint["optim_state_dict"])
         new_lr = float(self.cfg.TRAIN.lr)
