@@ -32,6 +32,11 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     assert report["settings"]["memory_reuse"] is True
     assert results["pose2mesh_train"]["parameters"] > results["posenet_train"]["parameters"]
     assert results["pose2mesh_latency"]["latency_b1_ms"] > 0
+    lifters = results["lifters"]
+    for name in ("posenet", "posenet1024", "hgn"):
+        assert lifters[f"{name}_train_samples_per_s"] > 0 and lifters[f"{name}_latency_b1_ms"] > 0, name
+    assert lifters["posenet_parameters"] == results["posenet_train"]["parameters"]
+    assert lifters["hgn_parameters"] < lifters["posenet1024_parameters"] < lifters["posenet_parameters"]
     assert "pose2mesh_train" in run.stdout and "machine:" in run.stdout
 
 

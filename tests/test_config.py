@@ -89,7 +89,7 @@ def test_every_shipped_config_loads():
     assert configs, "no configs shipped under asset/yaml"
     for path in configs:
         cfg = load_config(path)
-        assert cfg.MODEL.name in ("posenet", "pose2mesh_net"), path
+        assert cfg.MODEL.name in ("posenet", "hgn", "pose2mesh_net"), path
 
 
 @pytest.mark.parametrize("key, value, expected", [

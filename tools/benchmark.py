@@ -21,7 +21,9 @@ trainer uses:
   backward, optimizer step) on a prepared batch;
 * ``pose2mesh_infer``: samples/s at ``--batch``, eval mode, no gradients;
 * ``pose2mesh_latency``: median latency at batch 1 (eval, no gradients) in a process that
-  serves only batch-1 requests, as a latency-bound service would.
+  serves only batch-1 requests, as a latency-bound service would;
+* ``lifters``: each lifter alone (PoseNet at the config's width and at 1,024, HGN): training
+  samples/s, parameters and batch-1 latency, for the README's lifter comparison.
 
 The inference phases keep freed CPU memory for reuse, as ``main/test.py`` does
 (``pose2mesh.engine.cpu_memory``); ``--no-memory-reuse`` turns that off for an A/B.
@@ -47,8 +49,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = "decimated6890"
 DEFAULT_CFG = REPO_ROOT / "asset/yaml/pose2mesh_human36J_train_synthetic.yml"
+HGN_CFG = REPO_ROOT / "asset/yaml/HGN_human36J_train_synthetic.yml"
 PHASES = ("graph", "gemm", "data", "posenet_train", "pose2mesh_train", "pose2mesh_infer",
-          "pose2mesh_latency")
+          "pose2mesh_latency", "lifters")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -300,15 +303,22 @@ def phase_data(args) -> dict:
 
 
 def _train_phase(args, cfg_path: Path) -> dict:
+    device = _setup(args)
+    cfg = _config(cfg_path, args)
+    return _train_timing(args, cfg, device, _parts(cfg, device))
+
+
+def _train_timing(args, cfg, device, parts) -> dict:
+    """Samples/s of full training steps of ``parts`` (body model, network, training set, as
+    :func:`_parts` builds them for ``cfg``) on a prepared batch."""
     import torch
 
     from pose2mesh.engine import builders
-    from pose2mesh.engine.evaluator import as_output_dict, autocast_context
+    from pose2mesh.engine.evaluator import autocast_context
     from pose2mesh.models import count_parameters
+    from pose2mesh.models.outputs import as_output_dict
 
-    device = _setup(args)
-    cfg = _config(cfg_path, args)
-    body_model, model, train_set = _parts(cfg, device)
+    body_model, model, train_set = parts
     batch = _prepared_batch(train_set, body_model, args.batch, device)
     loss_fn = builders.build_loss_fn(cfg, body_model, device)
     optimizer = builders.build_optimizer(cfg, model.parameters())
@@ -379,10 +389,41 @@ def phase_pose2mesh_infer(args) -> dict:
 
 def phase_pose2mesh_latency(args) -> dict:
     device, network, pose2d = _eval_network(args)
+    return {"latency_b1_ms": _latency_b1_ms(args, network, pose2d, device), **_peak_memory(device)}
+
+
+def _latency_b1_ms(args, network, pose2d, device) -> float:
+    """Median batch-1 latency (ms) of ``network`` in eval mode on the first pose of ``pose2d``."""
+    network.eval()
     single = pose2d[:1]
     seconds = _timed(lambda: _infer(network, single, device, args.amp), device,
                      max(5 * args.steps, 5), args.warmup + 2).median_s
-    return {"latency_b1_ms": round(seconds * 1000, 1), **_peak_memory(device)}
+    return round(seconds * 1000, 1)
+
+
+def phase_lifters(args) -> dict:
+    """Each lifter alone, for the input joints of ``--cfg``: PoseNet at its config's width and
+    at the shipped models' 1,024, and HGN (HGN_human36J_train_synthetic.yml's network): training
+    samples/s at ``--batch``, parameters and batch-1 latency. One process for all three."""
+    from pose2mesh.config import load_config
+
+    device = _setup(args)
+    posenet = load_config(str(args.posenet_cfg))
+    same_data = ["DATASET.input_joint_set", posenet.DATASET.input_joint_set,
+                 "DATASET.target_joint_set", posenet.DATASET.target_joint_set,
+                 "MODEL.body_model", posenet.MODEL.body_model]
+    lifters = {"posenet": (args.posenet_cfg, []),
+               "posenet1024": (args.posenet_cfg, ["MODEL.posenet_hidden", "1024"]),
+               "hgn": (HGN_CFG, same_data)}
+    results = {}
+    for name, (path, extra) in lifters.items():
+        cfg = _config(path, args, extra)
+        body_model, model, train_set = parts = _parts(cfg, device)
+        timing = _train_timing(args, cfg, device, parts)
+        pose2d = _prepared_batch(train_set, body_model, args.batch, device)["pose2d"]
+        results[name] = {"train_samples_per_s": timing["samples_per_s"], "parameters": timing["parameters"],
+                         "latency_b1_ms": _latency_b1_ms(args, model, pose2d, device)}
+    return {f"{name}_{key}": value for name, result in results.items() for key, value in result.items()}
 
 
 def _run_phase(name: str, args, queue) -> None:

@@ -3,6 +3,8 @@
     python tools/evaluate_pretrained.py --out experiment/pretrained_metrics.json
     python tools/evaluate_pretrained.py --joint_sets human36 \
         --extra quickstart=experiment/quickstart_pose2mesh/checkpoint/final.pth.tar
+    python tools/evaluate_pretrained.py --joint_sets --out experiment/lifters/metrics.json \
+        --extra hgn=experiment/lifters/hgn/checkpoint/final.pth.tar ...   # lifters
 
 For every model: the synthetic test split (prior poses, 2,000 samples) and the real-motion
 test split (every frame of CMU subject 006, 1,443 samples), each with ground-truth 2D and
@@ -10,7 +12,9 @@ with detector-like noisy 2D (``SYNTHETIC.noise_2d gaussian``): MPJPE, PA-MPJPE, 
 PA-MPVPE (mm, human36 evaluation joints regressed from the mesh) of the raw network mesh,
 the mean-pose baseline beside it, and -- on the first ``--fit_samples`` samples of each
 split -- the anny body fitted to the network mesh (``pose2mesh.body_fit``) next to the raw
-mesh on the same samples. Prints a Markdown table and writes the numbers as JSON.
+mesh on the same samples. A lifter checkpoint (PoseNet, HGN) is scored on its lifted joints
+(MPJPE, PA-MPJPE; human36 evaluation joints of its input set). Prints a Markdown table and
+writes the numbers (and each network's parameter count) as JSON.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ def evaluate(name: str, weights: Path, opts: list[str], fit_samples: int, device
                     "SYNTHETIC.test_size", "2000", "SYNTHETIC.train_size", "4000",
                     *split_opts, *input_opts, *opts]
             results = {}
-            for subset in ("all", "fit"):
+            for subset in subsets:
                 extra = ["DATASET.debug_max_samples", str(fit_samples)] if subset == "fit" else []
                 cfg = load_config(saved, base + extra, source=f"the config saved in {weights}")
                 torch.manual_seed(0)
@@ -62,6 +66,7 @@ def evaluate(name: str, weights: Path, opts: list[str], fit_samples: int, device
                     results["baseline"] = evaluator.evaluate_mean_baseline(
                         parts.train_set, builders.build_baseline_loader(cfg, parts.train_set, ctx, device))
                     results["num_samples"] = len(parts.test_set)
+                    results["parameters"] = count_parameters(parts.model)
                 else:
                     fitter = AnnyBodyFitter(parts.body_model).to(device)
                     results["network_fit_subset"] = evaluator.evaluate(parts.model)
@@ -76,7 +81,8 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| model | split | input | what | " + " | ".join(METRICS) + " |",
              "|---|---|---|---|" + "---|" * len(METRICS)]
     for row in rows:
-        for what, key in (("network mesh", "network"), ("mean-pose baseline", "baseline"),
+        network = "network mesh" if "MPVPE" in row["network"] else "lifted joints"
+        for what, key in ((network, "network"), ("mean-pose baseline", "baseline"),
                           (f"network mesh, first {row.get('num_fit_samples')}", "network_fit_subset"),
                           (f"fitted body, first {row.get('num_fit_samples')}", "fitted_body_fit_subset")):
             values = row.get(key)
@@ -92,7 +98,7 @@ def main(argv=None) -> None:
     parser.add_argument("--joint_sets", nargs="*", default=["human36", "coco"])
     parser.add_argument("--extra", nargs="*", default=[], metavar="NAME=CHECKPOINT",
                         help="more checkpoints to score the same way (their saved configs)")
-    parser.add_argument("--fit_samples", type=int, default=256)
+    parser.add_argument("--fit_samples", type=int, default=256, help="0: no fitted-body rows")
     parser.add_argument("--out", default="experiment/pretrained_metrics.json")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = parser.parse_args(argv)

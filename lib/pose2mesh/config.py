@@ -63,7 +63,8 @@ _C.SYNTHETIC.noise_2d_std_px = 4.0
 _C.SYNTHETIC.noise_2d_outlier_prob = 0.03
 
 _C.MODEL = CfgNode()
-_C.MODEL.name = "pose2mesh_net"  # or "posenet"
+_C.MODEL.name = "pose2mesh_net"  # or a lifting-only run: "posenet", "hgn"
+_C.MODEL.lifter = "posenet"  # pose2mesh_net's first stage: "posenet" or "hgn"
 _C.MODEL.input_shape = (384, 288)  # (H, W) of the virtual crop
 _C.MODEL.normal_loss_weight = 0.1
 _C.MODEL.edge_loss_weight = 20.0
@@ -77,6 +78,11 @@ _C.MODEL.cheb_order = 3
 _C.MODEL.posenet_hidden = 4096
 _C.MODEL.posenet_stages = 2
 _C.MODEL.posenet_dropout = 0.5
+_C.MODEL.hgn_hidden = 128  # channels of every HGN subnetwork
+_C.MODEL.hgn_blocks = 4  # HGN stages
+_C.MODEL.hgn_dropout = 0.0
+_C.MODEL.hgn_mesh_nodes = [48, 96]  # HGN's mesh graphs: the hierarchy levels nearest these node counts
+_C.MODEL.coarse_mesh_loss_weight = 1.0  # HGN's coarse-mesh constraint (0 = off)
 
 _C.TRAIN = CfgNode()
 _C.TRAIN.print_freq = 10
@@ -171,6 +177,9 @@ _VALUE_RULES = {
     "MODEL.input_shape": _size_pair(), "MODEL.posenet_hidden": _at_least(1),
     "MODEL.posenet_stages": _at_least(1), "MODEL.posenet_dropout": _within(0.0, 0.99),
     "MODEL.cheb_order": _at_least(1), "MODEL.graph_levels": _at_least(0),
+    "MODEL.name": _one_of("posenet", "hgn", "pose2mesh_net"), "MODEL.lifter": _one_of("posenet", "hgn"),
+    "MODEL.hgn_hidden": _at_least(1), "MODEL.hgn_blocks": _at_least(1), "MODEL.hgn_dropout": _within(0.0, 0.99),
+    "MODEL.coarse_mesh_loss_weight": _at_least(0.0),
     "TRAIN.batch_size": _at_least(1), "TRAIN.print_freq": _at_least(1), "TRAIN.begin_epoch": _at_least(1),
     "TRAIN.end_epoch": _at_least(1), "TRAIN.edge_loss_start": _at_least(0), "TRAIN.lr": _positive(),
     "TRAIN.lr_factor": _positive(), "TRAIN.grad_clip": _at_least(0.0),
@@ -187,6 +196,10 @@ def _check_values(cfg: CfgNode) -> None:
         value = cfg[section][leaf] if section else cfg[leaf]
         if not test(value):
             raise Pose2MeshError(f"config value {key} = {value!r} is invalid: expected {expected}")
+    name, lifter = cfg.MODEL.name, cfg.MODEL.lifter
+    if name != "pose2mesh_net" and lifter not in ("posenet", name):
+        raise Pose2MeshError(f"MODEL.lifter '{lifter}' picks pose2mesh_net's first stage; a lifting-only "
+                             f"run is named by MODEL.name (here '{name}'): set MODEL.name '{lifter}'")
 
 
 def _merge(cfg: CfgNode, values: Mapping, source: str) -> None:

@@ -124,6 +124,60 @@ class MeshLoss(nn.Module):
         return diff.mean() if edge_valid is None else (diff * edge_valid[..., 0]).mean()
 
 
+class CoarseMeshLoss(nn.Module):
+    """HGN's coarse-mesh constraint: masked L1 (mm) of the predicted coarse mesh nodes against
+    the ground-truth mesh's cluster means, both relative to the lifter's root joint.
+
+    ``forward(coarse_mesh_mm, mesh_m, mesh_valid)``: prediction (B, N, 3) mm, ground-truth
+    mesh (B, V, 3) metres (any origin), mask (B, 1|N, 1) -> scalar (mm).
+
+    Args:
+        poolings: the mesh scales' (n_s, V) cluster-mean matrices, coarse to fine (N = sum n_s).
+        root_regressor: (V,) the regressor row of the lifter's root joint; its weights and every
+            pooling row sum to one, so the target ``(pooling - 1 root^T) @ mesh`` does not depend
+            on the mesh's origin.
+    """
+
+    def __init__(self, poolings: list[np.ndarray], root_regressor: torch.Tensor):
+        super().__init__()
+        pooling = torch.cat([torch.as_tensor(matrix, dtype=torch.float32) for matrix in poolings])
+        self.register_buffer("target_matrix", pooling - root_regressor.float()[None], persistent=False)
+
+    def targets_mm(self, mesh_m: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) metres -> (B, N, 3) root-relative coarse nodes in millimetres."""
+        return torch.matmul(self.target_matrix, mesh_m) * 1000.0
+
+    def forward(self, coarse_mesh_mm: torch.Tensor, mesh_m: torch.Tensor,
+                mesh_valid: torch.Tensor) -> torch.Tensor:
+        return masked_l1(coarse_mesh_mm, self.targets_mm(mesh_m), mesh_valid)
+
+
+class LifterLoss(nn.Module):
+    """A lifting-only run's loss: ``forward(outputs, batch, epoch) -> dict``.
+
+    * ``lift``: masked L1 (mm) of ``pose3d_mm`` against ``lift_pose3d_mm``;
+    * ``coarse_mesh`` (HGN, when ``coarse`` is given): :class:`CoarseMeshLoss` (mm).
+
+    ``total = lift + coarse_weight * coarse_mesh``.
+    """
+
+    def __init__(self, coarse: CoarseMeshLoss | None = None, coarse_weight: float = 1.0):
+        super().__init__()
+        self.coarse = coarse
+        self.coarse_weight = float(coarse_weight)
+
+    def forward(self, outputs: dict, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
+        terms = {"lift": masked_l1(outputs["pose3d_mm"].float(), batch["lift_pose3d_mm"],
+                                   batch["lift_pose3d_valid"])}
+        total = terms["lift"]
+        if self.coarse is not None:
+            terms["coarse_mesh"] = self.coarse(outputs["coarse_mesh_mm"].float(), batch["mesh_m"],
+                                               batch["mesh_valid"])
+            total = total + self.coarse_weight * terms["coarse_mesh"]
+        terms["total"] = total
+        return terms
+
+
 class Pose2MeshCriterion(nn.Module):
     """The Pose2Mesh training loss: ``forward(outputs, batch, epoch) -> dict``.
 
@@ -136,14 +190,18 @@ class Pose2MeshCriterion(nn.Module):
     * ``joint``: masked L1 (mm) of the joints regressed from the predicted mesh
       (``joint_regressor @ mesh_m * 1000``) against ``reg_pose3d_mm``;
     * ``lift``: masked L1 (mm) of the lifted ``pose3d_mm`` against ``lift_pose3d_mm``;
-      both joint terms have the weight ``MODEL.joint_loss_weight``.
+      both joint terms have the weight ``MODEL.joint_loss_weight``;
+    * ``coarse_mesh`` (an HGN lifter, when ``coarse`` is given): :class:`CoarseMeshLoss` (mm),
+      weight ``MODEL.joint_loss_weight * MODEL.coarse_mesh_loss_weight`` (the lifter's scale).
 
-    ``total = vertex + w_n normal + [w_e edge] + w_j (joint + lift)``, as the original.
+    ``total = vertex + w_n normal + [w_e edge] + w_j (joint + lift [+ w_c coarse_mesh])``; without
+    the coarse term, as the original.
 
     Args:
         cfg: config (MODEL.*_loss_weight, TRAIN.edge_loss_start).
         faces: (F, 3) mesh triangles.
         joint_regressor: (Jt, V) dense regressor onto the target joint set.
+        coarse: the HGN lifter's coarse-mesh loss, or None.
 
     ``outputs``: Pose2MeshNet's {"mesh_m" (B, V, 3), "pose3d_mm" (B, J, 3)}; ``batch``: the
     prepared training batch (mesh_m, mesh_valid (B, V|1, 1), reg_pose3d_mm, reg_pose3d_valid,
@@ -151,9 +209,11 @@ class Pose2MeshCriterion(nn.Module):
     """
 
     def __init__(self, cfg, faces: np.ndarray | torch.Tensor,
-                 joint_regressor: np.ndarray | torch.Tensor):
+                 joint_regressor: np.ndarray | torch.Tensor, coarse: CoarseMeshLoss | None = None):
         super().__init__()
         self.mesh_loss = MeshLoss(faces)
+        self.coarse = coarse
+        self.coarse_weight = float(cfg.MODEL.coarse_mesh_loss_weight)
         self.joint_regressor = SupportRegressor(torch.as_tensor(joint_regressor))
         self.normal_weight = float(cfg.MODEL.normal_loss_weight)
         self.edge_weight = float(cfg.MODEL.edge_loss_weight)
@@ -176,8 +236,12 @@ class Pose2MeshCriterion(nn.Module):
             "lift": masked_l1(outputs["pose3d_mm"].float(), batch["lift_pose3d_mm"],
                               batch["lift_pose3d_valid"]),
         }
+        lifter = terms["lift"]
+        if self.coarse is not None:
+            terms["coarse_mesh"] = self.coarse(outputs["coarse_mesh_mm"].float(), target, mesh_valid)
+            lifter = lifter + self.coarse_weight * terms["coarse_mesh"]
         total = (terms["vertex"] + self.normal_weight * terms["normal"]
-                 + self.joint_weight * (terms["joint"] + terms["lift"]))
+                 + self.joint_weight * (terms["joint"] + lifter))
         if epoch > self.edge_loss_start:
             total = total + self.edge_weight * terms["edge"]
         terms["total"] = total

@@ -46,7 +46,7 @@ class Pose2MeshDataset(torch.utils.data.Dataset):
         joint_set: the input joint set (also the lifter's output set).
         target_joint_set: joints regressed from the mesh for the joint loss and metrics.
         body_model_name: ``"anny"``, ``"anny_hand"``, ``"smpl"`` or ``"mano"``.
-        model_name: ``"posenet"`` or ``"pose2mesh_net"`` (cfg.MODEL.name).
+        model_name: ``"posenet"``, ``"hgn"`` or ``"pose2mesh_net"`` (cfg.MODEL.name).
     """
 
     name: str
@@ -58,7 +58,14 @@ class Pose2MeshDataset(torch.utils.data.Dataset):
 
     @property
     def has_mesh_targets(self) -> bool:
+        """Whether batches hold ``mesh_m``: for Pose2Mesh, and for HGN's coarse-mesh loss."""
         return self.model_name != "posenet"
+
+    @property
+    def predicts_mesh(self) -> bool:
+        """Whether the model predicts a mesh (Pose2Mesh), so evaluation scores it; a lifter
+        is scored on its lifted joints."""
+        return self.model_name == "pose2mesh_net"
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the random stream of a training set; fixed datasets ignore it."""
@@ -81,7 +88,7 @@ class Pose2MeshDataset(torch.utils.data.Dataset):
         ``reg_pose3d_mm`` (both relative to the target root, evaluation joints only), and
         the mesh relative to the regressed target root against the ground-truth mesh.
         """
-        if not self.has_mesh_targets:
+        if not self.predicts_mesh:
             joint_set = self.joint_set
             pred_mm = outputs["pose3d_mm"].float()
             pred_mm = root_relative(pred_mm, pred_mm[:, joint_set.root])

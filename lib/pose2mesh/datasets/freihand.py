@@ -143,7 +143,7 @@ class FreiHAND(BenchmarkDataset):
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate_batch(self, outputs, batch, body_model):
-        if self.has_mesh_targets:
+        if self.predicts_mesh:
             verts_mm = outputs["mesh_m"].float() * 1000.0
             joints_mm = body_model.regress_joints(verts_mm, "mano")
         else:
@@ -153,7 +153,7 @@ class FreiHAND(BenchmarkDataset):
             return super().evaluate_batch(outputs, batch, body_model)
         nan = torch.full((len(joints_mm),), float("nan"), device=joints_mm.device)
         errors = {"MPJPE": nan, "PA-MPJPE": nan}
-        if self.has_mesh_targets:
+        if self.predicts_mesh:
             errors.update({"MPVPE": nan, "PA-MPVPE": nan})
         return errors
 

@@ -225,7 +225,7 @@ class Human36M(BenchmarkDataset):
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate_batch(self, outputs, batch, body_model):
-        if not self.has_mesh_targets:
+        if not self.predicts_mesh:
             return super().evaluate_batch(outputs, batch, body_model)
         return smpl_mesh_protocol_errors(
             body_model, outputs["mesh_m"].float() * 1000.0, batch["mesh_m"] * 1000.0, batch["h36m_gt_mm"]

@@ -300,18 +300,29 @@ def build_run_parts(cfg, device: torch.device, *, with_train_set: bool = True,
 def build_loss_fn(cfg, body_model, device: torch.device):
     """``(outputs, batch, epoch) -> {"total": scalar, ...}`` for cfg.MODEL.name.
 
-    PoseNet: the lifter's masked L1 in mm (``lift``). Pose2Mesh:
-    :class:`pose2mesh.losses.Pose2MeshCriterion` on the body model's faces and its
-    regressor of ``DATASET.target_joint_set``.
+    A lifter: :class:`pose2mesh.losses.LifterLoss` (masked L1 in mm; for HGN plus its
+    coarse-mesh constraint). Pose2Mesh: :class:`pose2mesh.losses.Pose2MeshCriterion` on the
+    body model's faces and its regressor of ``DATASET.target_joint_set`` (plus the coarse-mesh
+    constraint when the lifter is HGN).
     """
-    from pose2mesh.losses import Pose2MeshCriterion, masked_l1
+    from pose2mesh.losses import LifterLoss, Pose2MeshCriterion
 
-    if cfg.MODEL.name == "posenet":
-
-        def lifter_loss(outputs, batch, epoch):
-            loss = masked_l1(outputs["pose3d_mm"], batch["lift_pose3d_mm"], batch["lift_pose3d_valid"])
-            return {"total": loss, "lift": loss}
-
-        return lifter_loss
+    name = cfg.MODEL.name
+    lifter = name if name != "pose2mesh_net" else cfg.MODEL.lifter
+    coarse = build_coarse_mesh_loss(cfg, body_model) if lifter == "hgn" else None
+    if name != "pose2mesh_net":
+        return LifterLoss(coarse, cfg.MODEL.coarse_mesh_loss_weight).to(device)
     regressor = body_model.joint_regressor(cfg.DATASET.target_joint_set)
-    return Pose2MeshCriterion(cfg, body_model.faces, regressor).to(device)
+    return Pose2MeshCriterion(cfg, body_model.faces, regressor, coarse).to(device)
+
+
+def build_coarse_mesh_loss(cfg, body_model):
+    """HGN's :class:`pose2mesh.losses.CoarseMeshLoss`: the cluster means of the mesh scales
+    the HGN of this config uses, relative to the input joint set's root."""
+    from pose2mesh.graph.multiscale import build_multiscale_graphs
+    from pose2mesh.losses import CoarseMeshLoss
+
+    joint_set = get_joint_set(cfg.DATASET.input_joint_set)
+    graphs = build_multiscale_graphs(joint_set, build_hierarchy(cfg, body_model), list(cfg.MODEL.hgn_mesh_nodes))
+    root_regressor = body_model.joint_regressor(joint_set.name)[joint_set.root]
+    return CoarseMeshLoss(graphs.poolings, root_regressor.detach().cpu())

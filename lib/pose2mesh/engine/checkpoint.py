@@ -202,8 +202,8 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
 
 
 # Keys that fix a network's parameter shapes: a checkpoint found for a config must agree.
-NETWORK_SHAPE_KEYS = ("body_model", "topology", "graph_levels", "cheb_order", "posenet_hidden",
-                      "posenet_stages")
+NETWORK_SHAPE_KEYS = ("body_model", "topology", "graph_levels", "cheb_order", "lifter", "posenet_hidden",
+                      "posenet_stages", "hgn_hidden", "hgn_blocks", "hgn_mesh_nodes")
 
 
 def saved_config(path: str | os.PathLike) -> dict | None:
@@ -228,8 +228,19 @@ def saved_config(path: str | os.PathLike) -> dict | None:
 
 def network_matches(saved: dict, joint_set: str, like=None, model_name: str = "pose2mesh_net") -> bool:
     """Whether a saved config dict is a ``model_name`` network for input ``joint_set`` and,
-    given a config ``like``, has its :data:`NETWORK_SHAPE_KEYS`."""
+    given a config ``like``, has its :data:`NETWORK_SHAPE_KEYS` (a key the saved config lacks,
+    as in checkpoints older than the key, counts as its default)."""
+    from pose2mesh.config import get_default_config
+
     model, dataset = saved.get("MODEL") or {}, saved.get("DATASET") or {}
     if model.get("name") != model_name or dataset.get("input_joint_set") != joint_set:
         return False
-    return like is None or all(model.get(key) == like.MODEL[key] for key in NETWORK_SHAPE_KEYS)
+    defaults = get_default_config().MODEL
+    return like is None or all(_same(model.get(key, defaults[key]), like.MODEL[key]) for key in NETWORK_SHAPE_KEYS)
+
+
+def _same(saved, current) -> bool:
+    """Config values equal, lists and tuples alike."""
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
+        return list(saved) == list(current)
+    return saved == current

@@ -40,6 +40,7 @@ from pose2mesh.engine.distributed import (
 from pose2mesh.engine.experiment import prepare_experiment, remove_unused_experiment
 from pose2mesh.engine.logging import close_logger, get_logger, setup_logger
 from pose2mesh.errors import Pose2MeshError
+from pose2mesh.models.outputs import as_output_dict
 
 REPORTED_METRICS = ("MPJPE", "PA-MPJPE", "MPVPE", "PA-MPVPE")
 NUM_VIS_SAMPLES = 4
@@ -53,11 +54,6 @@ def move_to_device(batch: Mapping, device: torch.device) -> dict:
     non_blocking = device.type == "cuda"
     return {key: value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()}
-
-
-def as_output_dict(outputs) -> dict[str, torch.Tensor]:
-    """PoseNet returns the (B, J, 3) mm tensor; Pose2MeshNet a dict. Always a dict."""
-    return dict(outputs) if isinstance(outputs, Mapping) else {"pose3d_mm": outputs}
 
 
 def autocast_context(device: torch.device, enabled: bool):

@@ -36,7 +36,6 @@ from pose2mesh.engine.distributed import (
 )
 from pose2mesh.engine.evaluator import (
     Evaluator,
-    as_output_dict,
     autocast_context,
     format_metrics_table,
     log_cpu_allocations,
@@ -46,6 +45,7 @@ from pose2mesh.engine.evaluator import (
 from pose2mesh.engine.experiment import ExperimentDirs, prepare_experiment, remove_unused_experiment
 from pose2mesh.engine.logging import RunRecorder, close_logger, get_logger, setup_logger
 from pose2mesh.errors import Pose2MeshError
+from pose2mesh.models.outputs import as_output_dict
 
 LossFn = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], int], dict[str, torch.Tensor]]
 JOINT_METRIC = "MPJPE"  # the "test joint error" that selects best.pth.tar
@@ -183,12 +183,16 @@ class Trainer:
     def _check_resumed_config(self, saved_text: str | None, path) -> float | None:
         """Compare the checkpoint's config with this run's: refuse changes that cannot resume
         (one line listing them), log the accepted ones. Returns the saved TRAIN.lr when the
-        learning rate changed, else None."""
+        learning rate changed, else None. A key the saved config lacks (a checkpoint older
+        than the key) counts as its default."""
         import yaml
+
+        from pose2mesh.config import get_default_config
 
         if not saved_text:
             return None
-        saved = flatten_config(yaml.safe_load(saved_text))
+        saved = {**flatten_config(yaml.safe_load(get_default_config().dump())),
+                 **flatten_config(yaml.safe_load(saved_text))}
         current = flatten_config(yaml.safe_load(self.cfg.dump()))
         changed = {key: (saved.get(key), current.get(key)) for key in sorted(set(saved) | set(current))
                    if saved.get(key) != current.get(key)}
@@ -342,7 +346,8 @@ class Trainer:
 
 # ---------------------------------------------------------------------------- entry point
 RESUME_FIXED_KEYS = ("MODEL.name", "MODEL.body_model", "MODEL.topology", "MODEL.graph_levels",
-                     "MODEL.cheb_order", "MODEL.posenet_hidden", "MODEL.posenet_stages",
+                     "MODEL.cheb_order", "MODEL.lifter", "MODEL.posenet_hidden", "MODEL.posenet_stages",
+                     "MODEL.hgn_hidden", "MODEL.hgn_blocks", "MODEL.hgn_mesh_nodes",
                      "MODEL.input_shape", "DATASET.input_joint_set", "DATASET.target_joint_set",
                      "TRAIN.optimizer", "TRAIN.scheduler", "TRAIN.amp")
 """Config keys a resumed run must keep: they fix the network's shapes, its input and output, or
