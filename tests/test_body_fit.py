@@ -11,7 +11,7 @@ import torch
 
 from pose2mesh.body_fit import FIT_BONES, AnnyBodyFitter
 from pose2mesh.datasets.pose_prior import BodyPosePrior, sample_phenotypes
-from pose2mesh.datasets.smpl_targets import compose_root_rotation
+from pose2mesh.rotations import compose_root_rotation
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,7 @@ from pose2mesh.datasets.noise import (
     synthesize_coco_pose,
 )
 from pose2mesh.datasets.registry import build_dataset
-from pose2mesh.datasets.smpl_targets import (
-    axis_angle_to_matrix,
-    compose_root_rotation,
-    matrix_to_axis_angle,
-    world_to_camera_mesh,
-)
+from pose2mesh.datasets.smpl_targets import world_to_camera_mesh
 from pose2mesh.datasets.transforms import (
     crop_points,
     crop_to_pose2d,
@@ -45,6 +40,9 @@ from pose2mesh.datasets.transforms import (
 )
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import COCO
+from pose2mesh.rotations import compose_root_rotation
+from roma import rotmat_to_rotvec as matrix_to_axis_angle
+from roma import rotvec_to_rotmat as axis_angle_to_matrix
 from scipy.spatial.transform import Rotation
 from torch.utils.data import default_collate
 

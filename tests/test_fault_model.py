@@ -77,7 +77,7 @@ Hostile files
       ``test_a_deeply_nested_config_is_one_line_in_main_train``,
       ``test_deeply_nested_config_values_are_one_line`` and
       ``test_a_deeply_nested_override_is_one_line``; the official-format annotation files
-      of every dataset (all read through ``pose2mesh.datasets.smpl_targets.load_json``)
+      of every dataset (all read through ``pose2mesh.datasets.annotation_files.load_json``)
       ``test_a_deeply_nested_annotation_file_is_one_line``; the config saved in a checkpoint,
       on resume ``test_a_deeply_nested_config_in_a_checkpoint_is_one_line_on_resume`` and in the
       demo's weights lookup ``test_a_deeply_nested_config_in_a_checkpoint_is_ignored_by_the_weights_lookup``.
@@ -391,7 +391,7 @@ def test_a_deeply_nested_override_is_one_line(value):
 
 
 def test_a_deeply_nested_annotation_file_is_one_line(tmp_path):
-    from pose2mesh.datasets.smpl_targets import load_json
+    from pose2mesh.datasets.annotation_files import load_json
 
     path = tmp_path / "3DPW_latest_test.json"
     path.write_text('{"images": ' + _deep_list() + "}")

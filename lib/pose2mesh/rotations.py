@@ -1,4 +1,6 @@
-"""Rotation helpers shared by mocap retargeting and the anny body fit (batched torch).
+"""Rotation helpers shared by the datasets, mocap retargeting and the anny body fit (batched
+torch; axis-angle <-> matrix conversions are ``roma``'s, exact at zero rotation and stable
+near pi).
 
 anny's ``local-bone-world`` parameterization composes the world delta rotation of bone b
 (posed orientation times the transposed reference orientation) as
@@ -43,3 +45,10 @@ def local_from_world_deltas(deltas: torch.Tensor, parents: torch.Tensor,
     local = w.transpose(-1, -2) @ parent_deltas.transpose(-1, -2) @ deltas @ w
     local = torch.cat([deltas[..., :1, :, :], local[..., 1:, :, :]], dim=-3)
     return roma.rotmat_to_rotvec(local)
+
+
+def compose_root_rotation(pose_aa: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3) axis-angle pose, (B, 3, 3) camera rotation -> pose with root ``R_cam R_root``
+    (finite for a zero root rotation, where the original's conversion divided by the angle)."""
+    root = rotation @ roma.rotvec_to_rotmat(pose_aa[:, 0])
+    return torch.cat([roma.rotmat_to_rotvec(root)[:, None], pose_aa[:, 1:]], dim=1)

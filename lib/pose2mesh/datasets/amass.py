@@ -15,7 +15,7 @@ recipe, 1.4 steps 1-2); no shape clamp, no fitting check, all targets valid.
 Differences from the original (bug 10.16): SMPL-H ``poses[:, 66:72]`` are left-hand finger
 rotations, not SMPL's hand joints, so SMPL joints 22-23 (L_Hand, R_Hand) get zero rotation;
 frames are stored once and expanded over the cameras by index (not 4 copies in memory).
-Shared differences (:mod:`pose2mesh.datasets.smpl_targets`): recomputed noisy Pelvis and Neck
+Shared differences (:mod:`pose2mesh.datasets.benchmark`): recomputed noisy Pelvis and Neck
 with coco input (10.8), the mesh rotated with a rotation augmentation and no flip for mesh
 models (10.6), a degenerate 2D box masked instead of crashing (10.15), per-sample seeded draws
 (10.20).
@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import BenchmarkDataset, world_to_camera_mesh
+from pose2mesh.datasets.smpl_targets import world_to_camera_mesh
 from pose2mesh.errors import Pose2MeshError
 
 

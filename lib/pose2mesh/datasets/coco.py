@@ -18,7 +18,7 @@ split logs a warning and evaluates on those same training samples with the base 
 original has no evaluation for COCO).
 
 Differences from the original, kept on purpose (DATA_FORMATS section 10, implemented in
-:mod:`pose2mesh.datasets.smpl_targets`): with coco input the noisy Pelvis and Neck are
+:mod:`pose2mesh.datasets.benchmark`): with coco input the noisy Pelvis and Neck are
 recomputed from the noisy hips and shoulders (10.8); a rotation augmentation also rotates the
 mesh, and a flip is refused for mesh models (10.6); a degenerate 2D box masks the sample
 instead of crashing (10.15); the noise and augmentation draws are seeded per sample (10.20).
@@ -29,16 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from pose2mesh.camera import process_bbox
+from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    as_array,
-    clamp_shape,
-    crop64_error_px,
-    forward_with_joints,
-    parsing,
-    rows_to_table,
-)
+from pose2mesh.datasets.smpl_targets import clamp_shape, crop64_error_px, forward_with_joints
 
 
 FIT_THRESHOLD_PX = 3.0

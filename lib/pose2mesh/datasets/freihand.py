@@ -34,15 +34,12 @@ import numpy as np
 import torch
 
 from pose2mesh.camera import process_bbox
+from pose2mesh.datasets.annotation_files import as_array, parsing
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    as_array,
-    compose_root_rotation,
-    forward_with_joints,
-    parsing,
-)
+from pose2mesh.datasets.smpl_targets import forward_with_joints
 from pose2mesh.errors import Pose2MeshError
+from pose2mesh.rotations import compose_root_rotation
 
 logger = logging.getLogger("pose2mesh.datasets")
 PREDICTION_FILE = "pred.json"

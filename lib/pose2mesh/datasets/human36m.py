@@ -23,7 +23,7 @@ Differences from the original (DATA_FORMATS section 10): the action comes from t
 ``action_idx`` field, not from the first "act" in the path (10.14); test detections are matched
 to samples by image name, not by position in a sorted list (10.5), and a missing entry is an
 error; coco/smpl input with detections is refused with a clear error instead of crashing
-(10.4); the mesh is made relative to the regressed pelvis (10.9, see smpl_targets).
+(10.4); the mesh is made relative to the regressed pelvis (10.9, see benchmark).
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ import numpy as np
 import torch
 
 from pose2mesh.camera import process_bbox, project_perspective
+from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    as_array,
     clamp_shape,
-    parsing,
-    rows_to_table,
     smpl_mesh_protocol_errors,
     translation_aligned_error_mm,
     world_to_camera_mesh,

@@ -19,7 +19,7 @@ regression and lift targets (also for PoseNet, whose lift target comes from the 
 The original runs no fitting check in PoseNet mode; here PoseNet's lift target is masked by
 the same check. The noise follows the common order (error model, then flip; area of the tight
 box) instead of MuCo's flip-first order and processed-box area (10.7). Shared differences
-(:mod:`pose2mesh.datasets.smpl_targets`): recomputed noisy Pelvis and Neck with coco input
+(:mod:`pose2mesh.datasets.benchmark`): recomputed noisy Pelvis and Neck with coco input
 (10.8), the mesh rotated with a rotation augmentation and no flip for mesh models (10.6), a
 degenerate 2D box masked instead of crashing (10.15), per-sample seeded draws (10.20).
 """
@@ -29,14 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from pose2mesh.camera import process_bbox
+from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
 from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    as_array,
     clamp_shape,
     forward_with_joints,
-    parsing,
-    rows_to_table,
     translation_aligned_error_mm,
 )
 from pose2mesh.joint_sets import HUMAN36

@@ -26,16 +26,10 @@ import numpy as np
 import torch
 
 from pose2mesh.camera import process_bbox
+from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    GenderedLayers,
-    as_array,
-    parse_gender,
-    parsing,
-    rows_to_table,
-    smpl_mesh_protocol_errors,
-)
+from pose2mesh.datasets.smpl_targets import GenderedLayers, parse_gender, smpl_mesh_protocol_errors
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import add_pelvis_and_neck
 

@@ -21,7 +21,7 @@ regressed joints, MPVPE, PA-MPVPE).
 Differences from the original: detections are matched by image id rather than by position
 (10.5, a missing one is an error), the training lists do not get a duplicated first element, and
 the regression target is regressed from the mesh (10.18, above). Shared differences
-(:mod:`pose2mesh.datasets.smpl_targets`): the mesh rotated with a rotation augmentation and no
+(:mod:`pose2mesh.datasets.benchmark`): the mesh rotated with a rotation augmentation and no
 flip for mesh models (10.6), a degenerate 2D box masked instead of crashing (10.15), per-sample
 seeded draws (10.20).
 """
@@ -31,15 +31,10 @@ from __future__ import annotations
 import numpy as np
 
 from pose2mesh.camera import process_bbox
+from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
+from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import (
-    BenchmarkDataset,
-    GenderedLayers,
-    as_array,
-    parse_gender,
-    parsing,
-    rows_to_table,
-)
+from pose2mesh.datasets.smpl_targets import GenderedLayers, parse_gender
 from pose2mesh.errors import Pose2MeshError
 
 

@@ -27,10 +27,10 @@ from pose2mesh.camera import project_perspective, standardize_pose2d
 from pose2mesh.datasets.base import Pose2MeshDataset, root_relative
 from pose2mesh.datasets.noise import detector_noise_px
 from pose2mesh.datasets.pose_prior import BodyPosePrior, HandPosePrior, sample_phenotypes
-from pose2mesh.datasets.smpl_targets import compose_root_rotation
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
 from pose2mesh.mocap.library import DEFAULT_POSE_LIBRARY, load_pose_library
+from pose2mesh.rotations import compose_root_rotation
 
 _TRAIN_DOMAIN, _TEST_DOMAIN = 0, 1
 _HAND_DISTANCE_SCALE = 0.1
