@@ -177,7 +177,7 @@ _VALUE_RULES = {
     "MODEL.input_shape": _size_pair(), "MODEL.posenet_hidden": _at_least(1),
     "MODEL.posenet_stages": _at_least(1), "MODEL.posenet_dropout": _within(0.0, 0.99),
     "MODEL.cheb_order": _at_least(1), "MODEL.graph_levels": _at_least(0),
-    "MODEL.name": _one_of("posenet", "hgn", "pose2mesh_net"), "MODEL.lifter": _one_of("posenet", "hgn"),
+    "MODEL.lifter": _one_of("posenet", "hgn"),
     "MODEL.hgn_hidden": _at_least(1), "MODEL.hgn_blocks": _at_least(1), "MODEL.hgn_dropout": _within(0.0, 0.99),
     "MODEL.coarse_mesh_loss_weight": _at_least(0.0),
     "TRAIN.batch_size": _at_least(1), "TRAIN.print_freq": _at_least(1), "TRAIN.begin_epoch": _at_least(1),

@@ -1,7 +1,8 @@
 """Networks: the 2D -> 3D lifters (PoseNet, HGN), MeshNet (graph CNN), Pose2MeshNet, and the
 registry.
 
-``build_model(cfg, joint_set, hierarchy)`` picks the network by ``cfg.MODEL.name``:
+``build_model(cfg, joint_set, hierarchy)`` builds the network registered (:func:`register_model`)
+under ``cfg.MODEL.name``:
 
 * ``"posenet"``: :class:`PoseNet`, (B, J, 2) -> (B, J, 3) mm;
 * ``"hgn"``: :class:`HGN`, (B, J, 2) -> {"pose3d_mm", "coarse_mesh_mm"}; needs the body
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -32,11 +33,12 @@ from pose2mesh.models.posenet import PoseNet
 __all__ = [
     "BODY_PLAN", "HAND_PLAN", "HGN", "ChebConv", "GraphLaplacian", "LIFTER_NAMES", "MeshNet",
     "MeshNetPlan", "Pose2MeshNet", "PoseNet", "build_lifter", "build_model", "count_parameters",
-    "load_lifter_weights", "plan_for_levels",
+    "load_lifter_weights", "model_names", "plan_for_levels", "register_model",
 ]
 
 LIFTER_NAMES = ("posenet", "hgn")
-MODEL_NAMES = (*LIFTER_NAMES, "pose2mesh_net")
+"""The registered networks that lift 2D joints to 3D (a lifting-only ``MODEL.name``, or
+``MODEL.lifter``, Pose2Mesh's first stage)."""
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -90,14 +92,35 @@ def load_lifter_weights(lifter: nn.Module, path: str | os.PathLike) -> None:
     lifter.load_state_dict(state)
 
 
-def build_lifter(cfg, name: str, joint_set: JointSet, hierarchy=None) -> nn.Module:
-    """The lifter ``name`` ("posenet" or "hgn") for ``joint_set``; HGN needs ``hierarchy``
-    (its mesh graphs: the levels nearest ``cfg.MODEL.hgn_mesh_nodes``)."""
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    """Function decorator adding a network builder ``(cfg, joint_set, hierarchy) -> Module``
+    under ``name`` (a ``MODEL.name``; the lifters among them are :data:`LIFTER_NAMES`)."""
+
+    def decorator(builder):
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def model_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+@register_model("posenet")
+def _build_posenet(cfg, joint_set: JointSet, hierarchy=None) -> PoseNet:
+    return PoseNet(joint_set.num_joints, hidden=cfg.MODEL.posenet_hidden,
+                   stages=cfg.MODEL.posenet_stages, dropout=cfg.MODEL.posenet_dropout)
+
+
+@register_model("hgn")
+def _build_hgn(cfg, joint_set: JointSet, hierarchy=None) -> HGN:
+    """HGN on the skeleton and the mesh levels nearest ``cfg.MODEL.hgn_mesh_nodes``."""
     from pose2mesh.graph.multiscale import build_multiscale_graphs
 
-    if name == "posenet":
-        return PoseNet(joint_set.num_joints, hidden=cfg.MODEL.posenet_hidden,
-                       stages=cfg.MODEL.posenet_stages, dropout=cfg.MODEL.posenet_dropout)
     if hierarchy is None:
         raise Pose2MeshError("the HGN lifter needs the body model's mesh hierarchy")
     graphs = build_multiscale_graphs(joint_set, hierarchy, list(cfg.MODEL.hgn_mesh_nodes))
@@ -105,25 +128,12 @@ def build_lifter(cfg, name: str, joint_set: JointSet, hierarchy=None) -> nn.Modu
                dropout=cfg.MODEL.hgn_dropout)
 
 
-def build_model(cfg, joint_set: JointSet | str, hierarchy=None) -> nn.Module:
-    """The network named by ``cfg.MODEL.name`` for ``joint_set`` (the input joint set).
-
-    Args:
-        cfg: config (uses MODEL.name, MODEL.lifter, posenet_hidden/stages/dropout,
-            hgn_hidden/blocks/dropout/mesh_nodes, cheb_order, posenet_pretrained,
-            posenet_path).
-        joint_set: a JointSet or its name.
-        hierarchy: the body model's ``pose2mesh.graph.MeshHierarchy`` (hgn, pose2mesh_net).
-    """
+@register_model("pose2mesh_net")
+def _build_pose2mesh(cfg, joint_set: JointSet, hierarchy=None) -> Pose2MeshNet:
+    """The ``cfg.MODEL.lifter`` (weights from ``MODEL.posenet_path`` with
+    ``MODEL.posenet_pretrained``) feeding MeshNet on ``hierarchy``."""
     from pose2mesh.graph import skeleton_laplacian
 
-    if isinstance(joint_set, str):
-        joint_set = get_joint_set(joint_set)
-    name = cfg.MODEL.name
-    if name not in MODEL_NAMES:
-        raise Pose2MeshError(f"unknown MODEL.name '{name}'; expected one of {list(MODEL_NAMES)}")
-    if name in LIFTER_NAMES:
-        return build_lifter(cfg, name, joint_set, hierarchy)
     if hierarchy is None:
         raise Pose2MeshError("MODEL.name 'pose2mesh_net' needs the body model's mesh hierarchy")
     lifter = build_lifter(cfg, cfg.MODEL.lifter, joint_set, hierarchy)
@@ -132,3 +142,29 @@ def build_model(cfg, joint_set: JointSet | str, hierarchy=None) -> nn.Module:
     mesh_net = MeshNet(hierarchy, skeleton_laplacian(joint_set), in_channels=5,
                        order=cfg.MODEL.cheb_order)
     return Pose2MeshNet(lifter, mesh_net)
+
+
+def build_lifter(cfg, name: str, joint_set: JointSet, hierarchy=None) -> nn.Module:
+    """The lifter ``name`` (one of :data:`LIFTER_NAMES`) for ``joint_set``; HGN needs
+    ``hierarchy``."""
+    if name not in LIFTER_NAMES:
+        raise Pose2MeshError(f"unknown lifter '{name}'; expected one of {list(LIFTER_NAMES)}")
+    return _BUILDERS[name](cfg, joint_set, hierarchy)
+
+
+def build_model(cfg, joint_set: JointSet | str, hierarchy=None) -> nn.Module:
+    """The network registered under ``cfg.MODEL.name`` for ``joint_set`` (the input joint set).
+
+    Args:
+        cfg: config (uses MODEL.name, MODEL.lifter, posenet_hidden/stages/dropout,
+            hgn_hidden/blocks/dropout/mesh_nodes, cheb_order, posenet_pretrained,
+            posenet_path).
+        joint_set: a JointSet or its name.
+        hierarchy: the body model's ``pose2mesh.graph.MeshHierarchy`` (hgn, pose2mesh_net).
+    """
+    if isinstance(joint_set, str):
+        joint_set = get_joint_set(joint_set)
+    builder = _BUILDERS.get(cfg.MODEL.name)
+    if builder is None:
+        raise Pose2MeshError(f"unknown MODEL.name '{cfg.MODEL.name}'; expected one of {model_names()}")
+    return builder(cfg, joint_set, hierarchy)
