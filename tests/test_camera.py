@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from pose2mesh.camera import (
-    apply_affine, crop_affine, fit_weak_perspective, get_bbox, normalize_pose2d,
-    process_bbox, project_perspective, project_weak_perspective, standardize_pose2d,
-    weak_perspective_reprojection_error, weak_to_perspective_translation,
+    fit_weak_perspective, process_bbox, project_perspective, project_weak_perspective,
+    standardize_pose2d, weak_perspective_reprojection_error, weak_to_perspective_translation,
 )
+from pose2mesh.datasets.transforms import crop_points, process_bbox_batch, tight_bbox
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
+from reference_pipeline import apply_affine, crop_affine, get_bbox, normalize_pose2d
 
 FIXTURE = "/work/shared/fixtures/h36m_joint_input_from_pose2mesh_release.npy"
 
@@ -161,6 +162,13 @@ def test_bbox_and_process_bbox():
     assert process_bbox([0, 0, 10, 0], 0.75) is None
     with pytest.raises(Pose2MeshError, match="no valid joint"):
         get_bbox(joints, valid=[False] * 3)
+    # the loaders' batched versions give the same boxes and the same degenerate-box verdicts
+    tight = tight_bbox(torch.tensor(joints, dtype=torch.float64)[None])
+    np.testing.assert_array_equal(tight[0].numpy(), get_bbox(joints))
+    batch, valid = process_bbox_batch(tight, 0.75)
+    np.testing.assert_allclose(batch[0].numpy(), box, rtol=1e-6)
+    _, valid_degenerate = process_bbox_batch(torch.tensor([[0, 0, 0.5, 10], [0, 0, 10, 0.0]]), 0.75)
+    assert valid.tolist() == [True] and valid_degenerate.tolist() == [False, False]
 
 
 def test_crop_affine_matches_three_point_construction():
@@ -172,8 +180,13 @@ def test_crop_affine_matches_three_point_construction():
                                      p[0] * math.sin(a) + p[1] * math.cos(a)])
         src = np.float32([center, center + rotate([0, 0.5 * h]), center + rotate([0.5 * w, 0])])
         dst = np.float32([[out_w / 2, out_h / 2], [out_w / 2, out_h], [out_w, out_h / 2]])
-        np.testing.assert_allclose(crop_affine(center, (w, h), rot, out_w, out_h),
-                                   cv2.getAffineTransform(src, dst), atol=1e-3)
+        affine = crop_affine(center, (w, h), rot, out_w, out_h)
+        np.testing.assert_allclose(affine, cv2.getAffineTransform(src, dst), atol=1e-3)
+        # the loaders' batched crop of the same (aspect-ratio) box is this affine map
+        points = np.random.default_rng(int(rot) + 100).uniform(0, 500, (1, 9, 2))
+        box = torch.tensor([[*(center - 0.5 * np.array([w, h])), w, h]])
+        crop = crop_points(torch.tensor(points), box, torch.tensor([rot], dtype=torch.float64), out_w, out_h)
+        np.testing.assert_allclose(crop[0].numpy(), apply_affine(points[0], affine), atol=1e-9)
 
 
 def test_apply_affine_converts_ints_and_passes_extra_columns():

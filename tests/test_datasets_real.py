@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 from pose2mesh.body_models import build_body_model
-from pose2mesh.camera import normalize_pose2d
 from pose2mesh.config import load_config
 from pose2mesh.datasets.mixed import MixedDataset
 from pose2mesh.datasets.noise import (
@@ -41,6 +40,7 @@ from pose2mesh.datasets.transforms import (
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import COCO
 from pose2mesh.rotations import compose_root_rotation
+from reference_pipeline import normalize_pose2d
 from roma import rotmat_to_rotvec as matrix_to_axis_angle
 from roma import rotvec_to_rotmat as axis_angle_to_matrix
 from scipy.spatial.transform import Rotation

@@ -12,11 +12,11 @@ from pose2mesh.errors import Pose2MeshError
 from pose2mesh.graph import (
     adjacency_from_faces,
     build_mesh_hierarchy,
-    laplacian_to_torch,
     skeleton_laplacian,
 )
 from pose2mesh.graph.coarsening import binary_tree_orders, coarsen, match_vertices
 from pose2mesh.joint_sets import JOINT_SETS
+from pose2mesh.models.cheb_conv import GraphLaplacian
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +282,10 @@ def test_skeleton_laplacian(name):
     np.testing.assert_allclose(dense, -adjacency / np.sqrt(np.outer(degree, degree)), atol=1e-6)
 
 
-def test_laplacian_to_torch(small_hierarchy):
+def test_laplacian_as_torch_sparse(small_hierarchy):
+    """A level's Laplacian as the models hold it (GraphLaplacian, the ChebConv operator)."""
     laplacian = small_hierarchy.laplacians[1]
-    tensor = laplacian_to_torch(laplacian)
+    tensor = GraphLaplacian(laplacian).matrix()
     assert tensor.layout == torch.sparse_csr and tensor.dtype == torch.float32
     assert tuple(tensor.shape) == laplacian.shape
     features = np.random.default_rng(1).normal(size=(laplacian.shape[0], 4)).astype(np.float32)

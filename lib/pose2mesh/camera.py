@@ -8,17 +8,15 @@ centre of pixel (col, row) at (col, row).
   camera ``uv = s * XY + t`` (the demo's camera), with :func:`project_weak_perspective`,
   :func:`weak_perspective_reprojection_error` and :func:`weak_to_perspective_translation`
   (place the mesh for a pinhole renderer so that it projects like the fitted camera).
-* :func:`get_bbox`, :func:`process_bbox`, :func:`crop_affine`, :func:`apply_affine`,
-  :func:`normalize_pose2d` -- the 2D input pipeline of the original loaders (DATA_FORMATS 1.5),
-  and :func:`standardize_pose2d`, the batched torch function it reduces to when the crop is not
-  rotated (per-sample, per-axis standardisation: the crop and the division by the crop size are
-  per-axis affine maps with positive scale, which the standardisation cancels).
+* :func:`process_bbox` -- the original loaders' box processing (DATA_FORMATS 1.5, step 2),
+  which the benchmark loaders use to drop degenerate boxes, and :func:`standardize_pose2d`, the
+  last step of the 2D input pipeline and all of it when the crop is not rotated (per-sample,
+  per-axis standardisation: the crop and the division by the crop size are per-axis affine maps
+  with positive scale, which the standardisation cancels). The batched pipeline with rotation
+  and flip is :mod:`pose2mesh.datasets.transforms`; the tests check it against a per-sample
+  NumPy reference of the original (``tests/reference_pipeline.py``).
 """
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -180,21 +178,6 @@ def weak_to_perspective_translation(scale, tx, ty, focal_px, princpt_px):
 # --------------------------------------------------------------- 2D input normalisation
 
 
-def get_bbox(joints_xy, valid=None) -> np.ndarray:
-    """Tight box ``[xmin, ymin, w, h]`` (float32) around (J, 2+) joints.
-
-    The original uses every row; pass ``valid`` (J,) bool to use only some joints.
-    Raises Pose2MeshError if no joint is valid.
-    """
-    xy = np.asarray(joints_xy, dtype=np.float64)[:, :2]
-    if valid is not None:
-        xy = xy[np.asarray(valid, dtype=bool)]
-    if len(xy) == 0:
-        raise Pose2MeshError("cannot compute a bounding box: the 2D pose has no valid joint")
-    lo, hi = xy.min(0), xy.max(0)
-    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float32)
-
-
 def process_bbox(bbox, aspect_ratio: float, scale: float = 1.0) -> np.ndarray | None:
     """The original's box processing: 1-pixel shrink, grow to ``aspect_ratio`` = w/h, scale.
 
@@ -203,7 +186,7 @@ def process_bbox(bbox, aspect_ratio: float, scale: float = 1.0) -> np.ndarray | 
     Returns:
         ``[x, y, w, h]`` float32 with ``w / h == aspect_ratio``, centred on the input box's
         centre; None for a degenerate box (w*h <= 0 or w < 1 or h < 1 pixel), which callers
-        must turn into an error (:func:`normalize_pose2d` does).
+        must turn into an error or a skipped sample (the benchmark loaders drop and count it).
     """
     x, y, w, h = (float(v) for v in bbox)
     if not (w * h > 0 and w - 1 >= 0 and h - 1 >= 0):
@@ -218,103 +201,13 @@ def process_bbox(bbox, aspect_ratio: float, scale: float = 1.0) -> np.ndarray | 
     return np.array([cx - 0.5 * w, cy - 0.5 * h, w, h], dtype=np.float32)
 
 
-def crop_affine(center, size, rot_deg: float, out_w: int, out_h: int) -> np.ndarray:
-    """2x3 map from image pixels to crop pixels (float64).
-
-    ``p' = diag(out_w / w, out_h / h) Rot(-rot) (p - center) + (out_w / 2, out_h / 2)`` with
-    ``Rot(a) = [[cos a, -sin a], [sin a, cos a]]``: the box of ``size`` = (w, h) centred on
-    ``center`` and rotated by ``rot_deg`` maps onto the (out_w, out_h) crop. This is the map the
-    original builds from three point correspondences.
-    """
-    theta = math.radians(rot_deg)
-    cos, sin = math.cos(theta), math.sin(theta)
-    rot_inv = np.array([[cos, sin], [-sin, cos]])  # Rot(-theta)
-    linear = np.diag([out_w / float(size[0]), out_h / float(size[1])]) @ rot_inv
-    offset = np.array([0.5 * out_w, 0.5 * out_h]) - linear @ np.asarray(center, np.float64)
-    return np.concatenate([linear, offset[:, None]], axis=1)
-
-
-def apply_affine(points, affine) -> np.ndarray:
-    """Apply a 2x3 ``affine`` to columns 0-1 of (..., N, C>=2) ``points``; other columns pass
-    through. Returns float64 (integer input is converted first, see original bug 10.2)."""
-    pts = np.array(points, dtype=np.float64)
-    affine = np.asarray(affine, dtype=np.float64)
-    pts[..., :2] = pts[..., :2] @ affine[:, :2].T + affine[:, 2]
-    return pts
-
-
-@dataclass(frozen=True)
-class NormalizedPose:
-    """Result of :func:`normalize_pose2d`.
-
-    Attributes:
-        pose2d: (J, 2) float32 network input.
-        bbox: processed ``[x, y, w, h]`` box in image pixels.
-        affine: 2x3 image -> crop map.
-        mean, std: (2,) per-axis statistics of the crop coordinates divided by the crop size
-            (after the optional flip), used by the final standardisation.
-    """
-
-    pose2d: np.ndarray
-    bbox: np.ndarray
-    affine: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-
-
-def normalize_pose2d(
-    joints_xy,
-    input_shape_hw: Sequence[int] = (384, 288),
-    rot_deg: float = 0.0,
-    flip_pairs: Sequence[tuple[int, int]] | None = None,
-    flip: bool = False,
-) -> NormalizedPose:
-    """The original loaders' 2D input pipeline (DATA_FORMATS 1.5, steps 1-6).
-
-    1. tight box over all joints; 2. :func:`process_bbox` to the crop's aspect ratio;
-    3. :func:`crop_affine` with rotation ``rot_deg``; 4. optional horizontal flip in crop pixels
-    (``x' = W - x - 1``, then swap the rows of every flip pair); 5. divide by (W, H);
-    6. per-axis standardisation over the joints (population std, eps-guarded).
-
-    Args:
-        joints_xy: (J, 2+) pixel coordinates (extra columns ignored; ints are converted).
-        input_shape_hw: crop (H, W).
-        flip_pairs: required when ``flip`` is True.
-    Raises:
-        Pose2MeshError: the pose's box is degenerate (narrower or shorter than one pixel,
-            e.g. coordinates that are not in pixels).
-    """
-    out_h, out_w = int(input_shape_hw[0]), int(input_shape_hw[1])
-    xy = np.asarray(joints_xy, dtype=np.float64)[:, :2]
-    tight = get_bbox(xy)
-    bbox = process_bbox(tight, aspect_ratio=out_w / out_h)
-    if bbox is None:
-        raise Pose2MeshError(
-            f"2D pose spans only {tight[2]:.3g} x {tight[3]:.3g} pixels; expected pixel "
-            "coordinates spanning at least 1 pixel in x and y"
-        )
-    center = bbox[:2].astype(np.float64) + 0.5 * bbox[2:].astype(np.float64)
-    affine = crop_affine(center, bbox[2:], rot_deg, out_w, out_h)
-    crop = apply_affine(xy, affine)
-    if flip:
-        if flip_pairs is None:
-            raise ValueError("normalize_pose2d(flip=True) needs flip_pairs")
-        crop[:, 0] = out_w - crop[:, 0] - 1
-        for i, j in flip_pairs:
-            crop[[i, j]] = crop[[j, i]]
-    crop /= np.array([out_w, out_h], dtype=np.float64)
-    mean = crop.mean(0)
-    std = np.maximum(crop.std(0), STD_EPS)
-    pose2d = ((crop - mean) / std).astype(np.float32)
-    return NormalizedPose(pose2d=pose2d, bbox=bbox, affine=affine, mean=mean, std=std)
-
-
 def standardize_pose2d(xy: torch.Tensor) -> torch.Tensor:
     """Per-sample, per-axis standardisation over the joints: (..., J, 2) -> (..., J, 2).
 
     ``(x - mean_j x) / std_j x`` with the population std clamped to >= ``STD_EPS``. Equal to
-    :func:`normalize_pose2d` without rotation and flip, for any positive per-axis scaling and
-    shift of the input, so raw pixel coordinates can be fed directly.
+    the whole 2D input pipeline (tight box, processed box, crop, division by the crop size,
+    standardisation) without rotation and flip, for any positive per-axis scaling and shift of
+    the input, so raw pixel coordinates can be fed directly.
     """
     xy = xy if xy.is_floating_point() else xy.float()
     mean = xy.mean(-2, keepdim=True)

@@ -2,13 +2,12 @@
 the cached padded mesh hierarchy used by the coarse-to-fine mesh network."""
 from pose2mesh.graph.adjacency import adjacency_from_faces
 from pose2mesh.graph.hierarchy import MeshHierarchy, build_mesh_hierarchy
-from pose2mesh.graph.laplacian import laplacian_to_torch, rescaled_laplacian, skeleton_laplacian
+from pose2mesh.graph.laplacian import rescaled_laplacian, skeleton_laplacian
 
 __all__ = [
     "MeshHierarchy",
     "adjacency_from_faces",
     "build_mesh_hierarchy",
-    "laplacian_to_torch",
     "rescaled_laplacian",
     "skeleton_laplacian",
 ]

@@ -8,11 +8,8 @@ fake padding node) gets an all-zero row and column.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from pose2mesh.joint_sets import JointSet
 
@@ -52,20 +49,3 @@ def skeleton_laplacian(joint_set: JointSet) -> sp.csr_matrix:
     adjacency.setdiag(0.0)
     adjacency.eliminate_zeros()
     return rescaled_laplacian(adjacency)
-
-
-def laplacian_to_torch(laplacian: sp.spmatrix) -> torch.Tensor:
-    """A scipy sparse (n, n) matrix as a float32 ``torch.sparse_csr_tensor`` on the CPU
-    (int64 indices); move it with ``.to(device)``."""
-    csr = sp.csr_matrix(laplacian, dtype=np.float32)
-    csr.sort_indices()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(csr.indptr.astype(np.int64)),
-            torch.from_numpy(csr.indices.astype(np.int64)),
-            torch.from_numpy(csr.data.copy()),
-            size=csr.shape,
-            dtype=torch.float32,
-            check_invariants=True,
-        )
