@@ -7,6 +7,9 @@ and ``manopth/`` with small fake model files in the official (chumpy) pickle lay
 """
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pytest
 from fake_smpl import write_fake_mano, write_fake_smpl
 from pose2mesh.body_models import build_body_model
@@ -44,19 +47,13 @@ def mano_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def benchmark_fixtures(tmp_path_factory):
     """Tiny official-format instances of every benchmark, written once per session by
-    ``tools/make_fixtures.py`` (fake SMPL/MANO files included). Attributes: ``root``,
-    ``data_dir``, ``smpl_dir``, ``mano_dir`` and ``manifest`` (what each loader must find)."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-    from types import SimpleNamespace
+    :func:`fixtures.write_fixtures` (``tests/fixtures/``; fake SMPL/MANO files included).
+    Attributes: ``root``, ``data_dir``, ``smpl_dir``, ``mano_dir`` and ``manifest`` (what each
+    loader must find, as read back from the written ``fixture_manifest.json``)."""
+    from fixtures import write_fixtures  # imported here: it loads the dataset modules
 
     root = tmp_path_factory.mktemp("benchmarks")
-    script = Path(__file__).resolve().parents[1] / "tools" / "make_fixtures.py"
-    result = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True)
-    if result.returncode:
-        pytest.fail(f"tools/make_fixtures.py failed:\n{result.stderr[-3000:]}")
+    write_fixtures(root)
     manifest = json.loads((root / "fixture_manifest.json").read_text())
     return SimpleNamespace(root=root, data_dir=root / "data", smpl_dir=root / "smplpytorch",
                            mano_dir=root / "manopth", manifest=manifest)

@@ -1,4 +1,4 @@
-"""Real-benchmark loaders on the official-format fixtures of tools/make_fixtures.py.
+"""Real-benchmark loaders on the official-format fixtures of tests/fixtures/.
 
 Checks each loader against quantities recomputed here from the fixture files (camera-frame
 joints ``R X + t``, perspective / weak-perspective projections, the standardized 2D input, the
