@@ -779,6 +779,7 @@ ENGINE_RUNS = [
     ("pose2mesh_manoJ_train_freihand", "pose2mesh_manoJ_test_freihand", 4),
     ("posenet_human36J_train_human36", "posenet_human36J_test_human36", 4),
     ("posenet_cocoJ_train_human36_coco_amass", "posenet_cocoJ_test_3dpw", 6),
+    ("HGN_human36J_train_human36", "HGN_human36J_test_human36", 4),
 ]
 
 
@@ -809,6 +810,8 @@ def engine_cfg(fx, name, tmp_path, batch_size):
             "1",
             "MODEL.posenet_hidden",
             "32",
+            "MODEL.hgn_hidden",
+            "16",
             "MODEL.posenet_pretrained",
             "False",
             "TEST.vis",

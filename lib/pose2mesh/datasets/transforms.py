@@ -1,8 +1,8 @@
 """Batched 2D input pipeline and augmentation of the benchmark loaders (DATA_FORMATS 1.5, 1.6).
 
-:mod:`pose2mesh.camera` holds the per-sample NumPy reference of the original pipeline
-(:func:`pose2mesh.camera.normalize_pose2d`). The loaders here build their inputs for a whole
-batch on the training device, so this module re-expresses the same steps in torch:
+The per-sample NumPy reference of the original pipeline lives with the tests
+(``tests/reference_pipeline.py``, ``normalize_pose2d``), which check this module against it.
+The loaders here build their inputs for a whole batch on the training device, in torch:
 
 1. tight box over **all** joints (:func:`tight_bbox`);
 2. the original ``process_bbox`` (1-pixel shrink, grow to the crop's aspect ratio) with a
