@@ -246,14 +246,7 @@ class Trainer:
             values = (values / self.ctx.world_size).cpu()
             if not torch.isfinite(values).all():
                 self._stop_on_non_finite(names, values, epoch, step)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(losses["total"]).backward()
-            if self.cfg.TRAIN.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.TRAIN.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self._check_weights_finite(epoch, step)
+            self._optimizer_step(losses["total"], epoch, step)
             sums = values if sums is None else sums + values
             if step % print_freq == 0:
                 bar.set_postfix({n: f"{v:.4g}" for n, v in zip(names, values.tolist())}, refresh=False)
@@ -264,6 +257,17 @@ class Trainer:
             raise Pose2MeshError(f"the training loader of '{self.train_set.name}' yielded no batch")
         means = (sums / (step + 1)).tolist()
         return dict(zip(names, means))
+
+    def _optimizer_step(self, total: torch.Tensor, epoch: int, step: int) -> None:
+        """Backward, optional gradient clipping, the (scaled) optimizer step, the finite-weights check."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.cfg.TRAIN.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.TRAIN.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self._check_weights_finite(epoch, step)
 
     def _check_weights_finite(self, epoch: int, step: int) -> None:
         """After every optimizer step (also the last of an epoch, before evaluation): stop
@@ -297,32 +301,56 @@ class Trainer:
         return self._baseline
 
     def _end_epoch(self, epoch: int, losses: dict[str, float], metrics: dict[str, float]) -> None:
+        """After evaluation, in this order (exact resume relies on it): schedule, record, checkpoint, report."""
         joint_error = metrics[JOINT_METRIC]
-        if builders.scheduler_needs_metric(self.scheduler):
-            self.scheduler.step(joint_error)
-        else:
-            self.scheduler.step()
-        is_best = joint_error < self.best_metric
-        if is_best:
-            self.best_metric, self.best_epoch = joint_error, epoch
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.train_history.append({"epoch": epoch, **losses})
-        self.test_history.append({"epoch": epoch, **metrics})
+        self._step_scheduler(joint_error)
+        is_best = self._update_best(epoch, joint_error)
+        lr = self.optimizer.param_groups[0]["lr"]  # after the step: the next epoch's rate
+        self._record_histories(epoch, losses, metrics)
         baseline = self.baseline()
         # Every rank contributes its RNG state (needed for an exact DDP resume); rank 0 writes.
         rng_states = all_gather_objects(capture_rng_state(), self.ctx)
         if self.ctx.is_main:
             self._save(epoch, rng_states, is_best)
-            self.recorder.scalars("train", {**losses, "lr": lr}, epoch)
-            self.recorder.scalars("test", metrics, epoch)
-            self.recorder.plot_curves(self.train_history, self.test_history)
-            write_metrics_json(self.exp.result / "metrics.json", metrics, baseline, epoch=epoch)
-            loss_text = " ".join(f"{n}={v:.4g}" for n, v in losses.items())
-            self.log.info("epoch %d: %s lr=%.3g | %s%s", epoch, loss_text, lr,
-                          " ".join(f"{k}={v:.2f}" for k, v in metrics.items()), " (best)" if is_best else "")
-            if epoch == self.end_epoch:
-                self.log.info("final test metrics (mm):\n%s", format_metrics_table(metrics, baseline))
+            self._write_records(epoch, losses, metrics, lr, baseline)
+            self._log_epoch(epoch, losses, metrics, lr, baseline, is_best)
         barrier(self.ctx)
+
+    def _step_scheduler(self, joint_error: float) -> None:
+        """Step the learning-rate schedule once (a plateau schedule on the test joint error)."""
+        if builders.scheduler_needs_metric(self.scheduler):
+            self.scheduler.step(joint_error)
+        else:
+            self.scheduler.step()
+
+    def _update_best(self, epoch: int, joint_error: float) -> bool:
+        """Keep the lowest test joint error and its epoch; True when this epoch is the new best."""
+        is_best = joint_error < self.best_metric
+        if is_best:
+            self.best_metric, self.best_epoch = joint_error, epoch
+        return is_best
+
+    def _record_histories(self, epoch: int, losses: dict[str, float], metrics: dict[str, float]) -> None:
+        """Append this epoch's mean losses and test metrics to the histories the checkpoint holds."""
+        self.train_history.append({"epoch": epoch, **losses})
+        self.test_history.append({"epoch": epoch, **metrics})
+
+    def _write_records(self, epoch: int, losses: dict[str, float], metrics: dict[str, float], lr: float,
+                       baseline: dict[str, float]) -> None:
+        """Write the TensorBoard scalars, the loss/metric curves and ``result/metrics.json``."""
+        self.recorder.scalars("train", {**losses, "lr": lr}, epoch)
+        self.recorder.scalars("test", metrics, epoch)
+        self.recorder.plot_curves(self.train_history, self.test_history)
+        write_metrics_json(self.exp.result / "metrics.json", metrics, baseline, epoch=epoch)
+
+    def _log_epoch(self, epoch: int, losses: dict[str, float], metrics: dict[str, float], lr: float,
+                   baseline: dict[str, float], is_best: bool) -> None:
+        """Log the epoch's one line (losses, lr, metrics) and, after the last epoch, the table."""
+        loss_text = " ".join(f"{n}={v:.4g}" for n, v in losses.items())
+        self.log.info("epoch %d: %s lr=%.3g | %s%s", epoch, loss_text, lr,
+                      " ".join(f"{k}={v:.2f}" for k, v in metrics.items()), " (best)" if is_best else "")
+        if epoch == self.end_epoch:
+            self.log.info("final test metrics (mm):\n%s", format_metrics_table(metrics, baseline))
 
     def _save(self, epoch: int, rng_states, is_best: bool) -> None:
         """Write this epoch's checkpoint; a failed write (e.g. a full disk) stops the run with
