@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from pose2mesh.assets import JOINT_REGRESSOR_DIR
 from pose2mesh.body_models import build_body_model
-from pose2mesh.body_models.regressor_asset import (
-    DEFAULT_ASSET_DIR,
-    load_regressor_asset,
-    regressor_asset_path,
-)
+from pose2mesh.body_models.regressor_asset import load_regressor_asset, regressor_asset_path
 from pose2mesh.body_models.rig_joints import (
     BODY_JOINT_SETS,
     RigJointRegressor,
@@ -42,13 +39,13 @@ def anny_topology(anny_body, anny_hand):
 
 
 def asset(topology: str, joint_set_name: str):
-    return load_regressor_asset(regressor_asset_path(DEFAULT_ASSET_DIR, topology, joint_set_name))
+    return load_regressor_asset(regressor_asset_path(JOINT_REGRESSOR_DIR, topology, joint_set_name))
 
 
 @pytest.mark.parametrize("topology, joint_set_name", ASSETS)
 def test_asset_is_a_sparse_convex_regressor(topology, joint_set_name, anny_topology):
     model = anny_topology(topology)
-    path = regressor_asset_path(DEFAULT_ASSET_DIR, topology, joint_set_name)
+    path = regressor_asset_path(JOINT_REGRESSOR_DIR, topology, joint_set_name)
     assert path.stat().st_size < 64 * 1024
     with np.load(path) as raw:
         assert raw["data"].dtype == np.float32

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pose2mesh.pretrained import PRETRAINED_DIR, PRETRAINED_JOINT_SETS, check_pretrained, pretrained_path
+from pose2mesh.assets import PRETRAINED_DIR
+from pose2mesh.pretrained import PRETRAINED_JOINT_SETS, check_pretrained, pretrained_path
 
 BUDGET_MB = 80.0
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pose2mesh.assets import PRETRAINED_DIR
 from pose2mesh.errors import Pose2MeshError, exit_on_user_error
-from pose2mesh.pretrained import PRETRAINED_DIR, PRETRAINED_JOINT_SETS, pretrained_path
+from pose2mesh.pretrained import PRETRAINED_JOINT_SETS, pretrained_path
 
 
 @exit_on_user_error

@@ -59,6 +59,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pose2mesh.assets import config_path
 from pose2mesh.body_fit import AnnyBodyFitter, BodyFit
 from pose2mesh.camera import (
     fit_weak_perspective,
@@ -83,7 +84,6 @@ from pose2mesh.vis.render import PALETTE_RGB
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FOV_DEG = 40.0
 MIN_DEPTH_RATIO = 5.0  # rendered meshes lie >= this many times their depth extent away
 MIN_CONFIDENT_JOINTS = 4  # fewer detected joints than this: the person is skipped
@@ -94,12 +94,13 @@ SIDE_IMAGE = "demo_mesh_side.png"
 OBJ_NAME = "demo_mesh_{}.obj"
 PARAMS_NAME = "demo_mesh_{}_anny.json"
 FORCED_OPTS = ("MODEL.posenet_pretrained", "False")
-# Config used with --weights when neither --cfg nor a config saved in the checkpoint exists.
+# Shipped config (pose2mesh.assets.config_path) used with --weights when neither --cfg nor a
+# config saved in the checkpoint exists.
 FALLBACK_CONFIGS = {
-    "human36": "asset/yaml/pose2mesh_human36J_test_synthetic.yml",
-    "coco": "asset/yaml/pose2mesh_cocoJ_test_synthetic.yml",
-    "mano": "asset/yaml/pose2mesh_manoJ_test_synthetic_hand.yml",
-    "smpl": "asset/yaml/pose2mesh_smplJ_test_surreal.yml",
+    "human36": "pose2mesh_human36J_test_synthetic.yml",
+    "coco": "pose2mesh_cocoJ_test_synthetic.yml",
+    "mano": "pose2mesh_manoJ_test_synthetic_hand.yml",
+    "smpl": "pose2mesh_smplJ_test_surreal.yml",
 }
 TRAIN_CONFIGS = {
     "coco": "asset/yaml/pose2mesh_cocoJ_train_synthetic.yml",
@@ -199,8 +200,8 @@ def resolve_model(
             source = f"the config saved in {weights_path}"
             cfg = load_config(saved, opts, source=source)
         else:
-            source = FALLBACK_CONFIGS[joint_set]
-            cfg = load_config(REPO_ROOT / source, opts)
+            source = str(config_path(FALLBACK_CONFIGS[joint_set]))
+            cfg = load_config(source, opts)
     if cfg.DATASET.input_joint_set != joint_set:
         raise Pose2MeshError(
             f"{source} is for joint set '{cfg.DATASET.input_joint_set}', but the input is "

@@ -1,5 +1,8 @@
 """The pretrained models shipped in ``asset/pretrained/`` (embedded anny default).
 
+Installed as package data (:data:`pose2mesh.assets.PRETRAINED_DIR`), so a wheel install has
+them too.
+
 One file per input joint set, ``pose2mesh_<joints>J_anny.pth.tar``: a checkpoint whose
 ``model_state_dict`` is stored in float16 (loaded into float32 models), with the training
 config (``config``), the epoch and the source experiment. They are what the demo, the
@@ -13,10 +16,8 @@ from pathlib import Path
 
 import torch
 
+from pose2mesh.assets import PRETRAINED_DIR
 from pose2mesh.errors import Pose2MeshError
-
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "asset" / "pretrained"
-"""The repository's ``asset/pretrained`` (lib/pose2mesh -> repo root)."""
 
 PRETRAINED_JOINT_SETS = ("human36", "coco")
 REGENERATE = ("regenerate it with `bash tools/train_pretrained.sh {joints}` then "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pose2mesh.assets import JOINT_REGRESSOR_DIR
 from pose2mesh.body_models.anny_model import (
     ANNY_BODY_TOPOLOGIES,
     AnnyModel,
@@ -15,7 +16,6 @@ from pose2mesh.body_models.anny_model import (
     build_anny_hand,
 )
 from pose2mesh.body_models.base import BodyModel
-from pose2mesh.body_models.regressor_asset import DEFAULT_ASSET_DIR
 from pose2mesh.body_models.smplx_models import ManoModel, SmplModel
 from pose2mesh.errors import Pose2MeshError
 
@@ -30,7 +30,7 @@ def build_body_model(
     mano_dir: str | Path = "manopth",
     data_dir: str | Path = "data",
     gender: str = "neutral",
-    asset_dir: str | Path = DEFAULT_ASSET_DIR,
+    asset_dir: str | Path = JOINT_REGRESSOR_DIR,
 ) -> BodyModel:
     """Build the body model called ``name`` (float32, on the CPU; move it with ``.to()``).
 

@@ -30,12 +30,9 @@ from pathlib import Path
 import roma
 import torch
 
+from pose2mesh.assets import JOINT_REGRESSOR_DIR
 from pose2mesh.body_models.base import BodyModel
-from pose2mesh.body_models.regressor_asset import (
-    DEFAULT_ASSET_DIR,
-    load_regressor_asset,
-    regressor_asset_path,
-)
+from pose2mesh.body_models.regressor_asset import load_regressor_asset, regressor_asset_path
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
 
@@ -81,7 +78,7 @@ class AnnyModel(BodyModel):
         rig: str,
         anny_topology: str,
         asset_topology: str,
-        asset_dir: str | Path = DEFAULT_ASSET_DIR,
+        asset_dir: str | Path = JOINT_REGRESSOR_DIR,
     ) -> None:
         super().__init__()
         import anny  # deferred: importing anny is slow and only this backend needs it
@@ -208,7 +205,7 @@ class AnnyModel(BodyModel):
 
 
 def build_anny_body(
-    topology: str = "default", asset_dir: str | Path = DEFAULT_ASSET_DIR
+    topology: str = "default", asset_dir: str | Path = JOINT_REGRESSOR_DIR
 ) -> BodyModel:
     """The anny full body (104 bones) on one of :data:`ANNY_BODY_TOPOLOGIES`, or
     ``decimated<N>`` (e.g. ``decimated6890``, SMPL's size): the default mesh decimated to N
@@ -227,7 +224,7 @@ def build_anny_body(
 
 
 def build_anny_hand(
-    topology: str = "default", asset_dir: str | Path = DEFAULT_ASSET_DIR
+    topology: str = "default", asset_dir: str | Path = JOINT_REGRESSOR_DIR
 ) -> AnnyModel:
     """The anny right hand (21 bones, 1,609 vertices); it has one topology, ``default``."""
     if topology != "default":

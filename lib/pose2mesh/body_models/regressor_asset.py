@@ -1,4 +1,5 @@
-"""The anny joint-regressor asset files (``asset/joint_regressors/*.npz``).
+"""The anny joint-regressor asset files (``asset/joint_regressors/*.npz``, installed as
+package data: :data:`pose2mesh.assets.JOINT_REGRESSOR_DIR`).
 
 One file per (topology, joint set): ``anny_<topology>_<jointset>.npz`` where ``topology`` is
 an anny body topology name (``default`` = full body) or ``hand`` (right hand). Keys:
@@ -23,9 +24,6 @@ import torch
 from pose2mesh.errors import Pose2MeshError
 
 _KEYS = ("indptr", "indices", "data", "shape", "joint_names", "mean_err_mm", "max_err_mm")
-
-DEFAULT_ASSET_DIR = Path(__file__).resolve().parents[3] / "asset" / "joint_regressors"
-"""The repository's ``asset/joint_regressors`` (lib/pose2mesh/body_models -> repo root)."""
 
 
 @dataclass(frozen=True)

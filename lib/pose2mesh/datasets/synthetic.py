@@ -23,13 +23,14 @@ import math
 import numpy as np
 import torch
 
+from pose2mesh.assets import POSE_LIBRARY_PATH
 from pose2mesh.camera import project_perspective, standardize_pose2d
 from pose2mesh.datasets.base import Pose2MeshDataset, root_relative
 from pose2mesh.datasets.noise import detector_noise_px
 from pose2mesh.datasets.pose_prior import BodyPosePrior, HandPosePrior, sample_phenotypes
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
-from pose2mesh.mocap.library import DEFAULT_POSE_LIBRARY, load_pose_library
+from pose2mesh.mocap.library import load_pose_library
 from pose2mesh.rotations import compose_root_rotation
 
 _TRAIN_DOMAIN, _TEST_DOMAIN = 0, 1
@@ -132,7 +133,7 @@ class Synthetic(Pose2MeshDataset):
             raise Pose2MeshError("SYNTHETIC.test_split 'real_motion' is for bodies; hands have no mocap")
         if self.is_hand or source == "prior":
             return "prior", None
-        library = load_pose_library(syn.mocap_path or DEFAULT_POSE_LIBRARY).split(split)
+        library = load_pose_library(syn.mocap_path or POSE_LIBRARY_PATH).split(split)
         if len(library) == 0:
             raise Pose2MeshError(f"the mocap pose library has no {split} frames")
         return source, library.full_poses(bone_labels)

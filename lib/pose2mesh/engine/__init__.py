@@ -9,7 +9,8 @@
 - :mod:`~pose2mesh.engine.distributed`: DataParallel / DistributedDataParallel helpers;
 - :mod:`~pose2mesh.engine.experiment`: ``experiment/exp_<time>/`` folders;
 - :mod:`~pose2mesh.engine.logging`: text log, TensorBoard scalars, PNG curves.
-- :mod:`~pose2mesh.engine.cli`: the command-line arguments main/train.py and main/test.py share.
+
+The command lines over it are :mod:`pose2mesh.cli` (``pose2mesh-train``, ``pose2mesh-test``).
 
 Submodules are imported on use (``from pose2mesh.engine.trainer import run_training``) so
 that importing the package stays cheap.

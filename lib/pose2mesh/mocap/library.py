@@ -1,4 +1,5 @@
-"""The retargeted motion-capture pose library (``asset/mocap/cmu_anny_poses.npz``).
+"""The retargeted motion-capture pose library (``asset/mocap/cmu_anny_poses.npz``, installed
+as package data: :data:`pose2mesh.assets.POSE_LIBRARY_PATH`).
 
 ``tools/mocap_to_anny.py`` writes it from BVH takes; :func:`load_pose_library` reads it. Keys:
 
@@ -21,10 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pose2mesh.assets import POSE_LIBRARY_PATH
 from pose2mesh.errors import Pose2MeshError
-
-DEFAULT_POSE_LIBRARY = Path(__file__).resolve().parents[3] / "asset" / "mocap" / "cmu_anny_poses.npz"
-"""The repository's ``asset/mocap/cmu_anny_poses.npz`` (lib/pose2mesh/mocap -> repo root)."""
 
 TEST_SUBJECTS: tuple[str, ...] = ("006",)
 CMU_CREDIT = (
@@ -101,7 +100,7 @@ def save_pose_library(path: str | Path, library: PoseLibrary) -> None:
         )
 
 
-def load_pose_library(path: str | Path = DEFAULT_POSE_LIBRARY) -> PoseLibrary:
+def load_pose_library(path: str | Path = POSE_LIBRARY_PATH) -> PoseLibrary:
     """Read a pose library written by :func:`save_pose_library`; a missing or malformed file
     gives one line naming it and the command that regenerates it."""
     path = Path(path)
