@@ -444,6 +444,55 @@ def test_fitted_full_body_and_its_parameter_file(demo_model, anny_body, tmp_path
     assert record["camera"]["focal_px"] == focal
 
 
+def test_body_fit_follows_the_input_2d_by_default(demo_model, tmp_path, caplog):
+    """The network gets the limbs a little wrong (an oracle returning the key pose with every
+    limb bone turned ~0.15 rad); the input 2D is the true pose seen by a pinhole camera. By
+    default the body fit follows the 2D: the logged reprojection error drops well below the
+    3D-only fit's (``fit_2d=False``, ``--no_fit_2d``) and the parameter file says so."""
+    import json
+    import logging
+
+    from pose2mesh.body_fit import FIT_BONES, AnnyBodyFitter
+
+    body = demo_model.body_model
+    focal, princpt = 1000.0, (400.0, 300.0)
+    _, _, uv = _posed_scene(body, "walk_contact", 4.0, focal, princpt)
+    pose = BodyPosePrior(body.bone_labels).key_pose("walk_contact")[None]
+    limbs = torch.zeros(len(body.bone_labels), 1)
+    limbs[[body.bone_labels.index(b) for b in FIT_BONES[1:]]] = 1.0
+    noise = torch.randn(pose.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        verts = body(pose_aa=pose + 0.15 * noise * limbs)[0] @ WORLD_TO_FRONT_CAMERA.T
+        network_mesh = verts - body.regress_joints(verts[None], "human36")[0, 0]
+    fitter = AnnyBodyFitter(body, iterations=30)  # the small body as output: cheap
+    errors = {}
+    for fit_2d in (False, True):
+        runner = DemoRunner(OracleNet(network_mesh), body, "human36", focal_px=focal,
+                            fitter=fitter, fit_2d=fit_2d)
+        out = tmp_path / str(fit_2d)
+        with caplog.at_level(logging.INFO, logger="pose2mesh"):
+            errors[fit_2d] = runner.run([_with_confidence(uv)], out).people[0].error_px
+        record = json.loads((out / "demo_mesh_0_anny.json").read_text())
+        assert record["fit_follows_2d"] is fit_2d
+        assert record["camera_fit_error_px"] == pytest.approx(errors[fit_2d], abs=1e-3)
+    assert errors[False] > 8.0 and errors[True] < 0.5 * errors[False], errors
+    assert "following the 2D" in caplog.text
+
+
+def test_fit_2d_flags_are_parsed():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_run", RUN)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    default = run.parse_args(["--input_pose", "x.npy"])
+    assert not default.no_fit_2d and default.fit_2d_weight is None
+    given = run.parse_args(["--input_pose", "x.npy", "--no_fit_2d", "--fit_2d_weight", "8"])
+    assert given.no_fit_2d and given.fit_2d_weight == 8.0
+    with pytest.raises(SystemExit):
+        run.parse_args(["--input_pose", "x.npy", "--fit_2d_weight", "-1"])
+
+
 @pytest.mark.parametrize("case", ["all joints on one pixel", "confident joints on one pixel"])
 def test_degenerate_pose_is_refused_in_one_line(case, demo_model, tmp_path):
     pose = np.full((17, 3), 1.0)

@@ -19,8 +19,13 @@
    metres, camera axes (x right, y down, z forward), body-model vertex order. For anny
    models the full-resolution anny body is then fitted to each mesh
    (:class:`pose2mesh.body_fit.AnnyBodyFitter`, batched) and replaces it (``--raw_mesh``
-   keeps the network's mesh). The input joint set's joints are regressed from each output
-   mesh with the body model's regressor.
+   keeps the network's mesh). By default that fit also follows the input 2D pose: a
+   confidence-weighted, robust reprojection term of the body's input-set joints, with a
+   weak-perspective camera per person optimised jointly with the body (started at the
+   closed-form fit of step 4 on the closed-form body), next to the 3D terms that keep the
+   body close to the network's mesh (``fit_2d=False``, ``--no_fit_2d``: the 3D terms only,
+   what ``tools/evaluate_pretrained.py`` scores). The input joint set's joints are
+   regressed from each output mesh with the body model's regressor.
 4. **Camera**: per person a weak-perspective camera ``uv = s * XY + t`` is fitted in closed
    form (:func:`pose2mesh.camera.fit_weak_perspective`) by weighted least squares of the
    regressed joints' x, y (metres) onto the input pixels, with the confidences as weights:
@@ -60,7 +65,7 @@ import numpy as np
 import torch
 
 from pose2mesh.assets import config_path
-from pose2mesh.body_fit import AnnyBodyFitter, BodyFit
+from pose2mesh.body_fit import DEFAULT_KEYPOINT_WEIGHT, AnnyBodyFitter, BodyFit
 from pose2mesh.camera import (
     fit_weak_perspective,
     standardize_pose2d,
@@ -320,7 +325,9 @@ class PersonResult:
         render_error_px: the same for the joints as rendered (pinhole).
         spread_fallback: the scale came from the spread ratio (see :func:`fit_cameras`).
         body: the fitted anny parameters (``pose_aa`` (NB, 3), ``phenotype`` (6,),
-            ``transl_m`` (3,) root-relative, ``fit_error_mm``), None for a raw network mesh.
+            ``transl_m`` (3,) root-relative, ``fit_error_mm``: mean distance to the network's
+            mesh, ``fit_2d``: whether the fit followed the input 2D pose), None for a raw
+            network mesh.
     """
 
     index: int
@@ -370,14 +377,18 @@ class DemoRunner:
         joint_set: the input joint set.
         focal_px: rendering focal length; None = :func:`default_focal_px` of each picture.
         renderer: ``"auto"`` or a backend of :data:`pose2mesh.vis.BACKENDS`.
+        fitter: the anny body fit (None: the network's mesh is rendered).
+        fit_2d: give the fitter the input 2D poses (its keypoint term; module docstring,
+            step 3); False fits the network's mesh only.
     """
 
     def __init__(self, model: torch.nn.Module, body_model, joint_set: JointSet | str, *,
                  focal_px: float | None = None, renderer: str = "auto",
-                 fitter: AnnyBodyFitter | None = None):
+                 fitter: AnnyBodyFitter | None = None, fit_2d: bool = True):
         self.model = model.eval()
         self.body_model = body_model
         self.fitter = fitter
+        self.fit_2d = bool(fit_2d)
         self.joint_set = get_joint_set(joint_set) if isinstance(joint_set, str) else joint_set
         self.device = body_model.faces.device
         self.output_body = fitter.output_body if fitter is not None else body_model
@@ -388,11 +399,15 @@ class DemoRunner:
 
     @classmethod
     def from_config(cls, cfg, weights: str | Path, *, gpu: str = "", fit_body: bool = True,
-                    fit_iterations: int = 40, **kwargs) -> "DemoRunner":
+                    fit_iterations: int = 40, fit_2d: bool = True,
+                    fit_2d_weight: float | None = None, **kwargs) -> "DemoRunner":
         """Build body model, mesh hierarchy and network with the engine's builders, load the
         checkpoint's ``model_state_dict``; ``gpu``: ``--gpu`` ids (first one used).
         ``fit_body`` (anny bodies only): fit the full-resolution anny body to each predicted
-        mesh (:mod:`pose2mesh.body_fit`) and render that; False renders the raw network mesh."""
+        mesh (:mod:`pose2mesh.body_fit`) and render that; False renders the raw network mesh.
+        ``fit_2d``: that fit also follows the input 2D poses, with weight ``fit_2d_weight``
+        (``AnnyBodyFitter.keypoint_weight``; None: :data:`DEFAULT_KEYPOINT_WEIGHT`); False:
+        the network's mesh only."""
         from pose2mesh.engine import builders
         from pose2mesh.engine.checkpoint import load_model_weights
         from pose2mesh.engine.distributed import DistContext, parse_gpu_ids, resolve_device
@@ -411,11 +426,18 @@ class DemoRunner:
             from pose2mesh.body_models.anny_model import build_anny_body
 
             full_body = build_anny_body("default").to(device)
-            fitter = AnnyBodyFitter(body_model, full_body, iterations=fit_iterations).to(device)
-            logger.info("body fit: anny parameters fitted to the network mesh, rendered on the "
-                        "%d-vertex body (--raw_mesh renders the network mesh)",
+            if fit_2d_weight is None:
+                fit_2d_weight = DEFAULT_KEYPOINT_WEIGHT
+            fitter = AnnyBodyFitter(body_model, full_body, iterations=fit_iterations,
+                                    keypoint_weight=fit_2d_weight).to(device)
+            fit_2d = fit_2d and fit_2d_weight > 0
+            follows = (f" and to the input 2D pose (weight {fit_2d_weight:g}; --no_fit_2d: "
+                       "the mesh only)" if fit_2d else " only (no 2D keypoint term)")
+            logger.info("body fit: anny parameters fitted to the network mesh%s, rendered on "
+                        "the %d-vertex body (--raw_mesh renders the network mesh)", follows,
                         full_body.num_vertices)
-        return cls(model, body_model, cfg.DATASET.input_joint_set, fitter=fitter, **kwargs)
+        return cls(model, body_model, cfg.DATASET.input_joint_set, fitter=fitter,
+                   fit_2d=fit_2d, **kwargs)
 
     @torch.no_grad()
     def predict(self, filled_poses_px: np.ndarray) -> torch.Tensor:
@@ -425,10 +447,19 @@ class DemoRunner:
                              device=self.device)
         return self.model(standardize_pose2d(xy))["mesh_m"].float()
 
-    def shape_output(self, mesh_m: torch.Tensor) -> tuple[np.ndarray, np.ndarray, BodyFit | None]:
+    def shape_output(self, mesh_m: torch.Tensor, poses_px: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, BodyFit | None]:
         """The meshes to place and render: the fitted full-resolution bodies (with a fitter)
-        or the network meshes, and their input-set joints, float64 NumPy (P, V, 3), (P, J, 3)."""
-        fit = self.fitter(mesh_m) if self.fitter is not None else None
+        or the network meshes, and their input-set joints, float64 NumPy (P, V, 3), (P, J, 3).
+        ``poses_px``: the input poses (P, J, 3) ``[u, v, confidence]`` (missing joints at
+        confidence 0) the body fit follows when :attr:`fit_2d` is on; None: the mesh only."""
+        fit = None
+        if self.fitter is not None:
+            keypoints = None
+            if self.fit_2d and poses_px is not None:
+                keypoints = torch.as_tensor(np.asarray(poses_px)[..., :3], dtype=torch.float32,
+                                            device=mesh_m.device)
+            fit = self.fitter(mesh_m, keypoints, self.joint_set.name)
         vertices_m = fit.vertices_m if fit is not None else mesh_m
         with torch.no_grad():
             joints_m = self.output_body.regress_joints(vertices_m, self.joint_set.name)
@@ -471,7 +502,7 @@ class DemoRunner:
             network_mesh_m = self.predict(filled)
             timings["network"] = (time.perf_counter() - mark) * 1e3
             mark = time.perf_counter()
-            meshes, joints, body_fit = self.shape_output(network_mesh_m)
+            meshes, joints, body_fit = self.shape_output(network_mesh_m, poses)
             timings["body_fit"] = (time.perf_counter() - mark) * 1e3
             mark = time.perf_counter()
             fit = fit_cameras(joints, poses)
@@ -538,7 +569,8 @@ def _body_parameters(fit: BodyFit, k: int) -> dict:
     return {"pose_aa": fit.pose_aa[k].detach().cpu().double().numpy(),
             "phenotype": fit.phenotype[k].detach().cpu().double().numpy(),
             "transl_m": fit.transl_m[k].detach().cpu().double().numpy(),
-            "fit_error_mm": float(fit.vertex_error_mm[k])}
+            "fit_error_mm": float(fit.vertex_error_mm[k]),
+            "fit_2d": fit.camera is not None}
 
 
 def write_body_parameters(path: Path, person: PersonResult, result: "DemoResult",
@@ -565,6 +597,7 @@ def write_body_parameters(path: Path, person: PersonResult, result: "DemoResult"
                    "weak_perspective": {"scale_px_per_m": person.scale_px_per_m,
                                         "trans_px": person.trans_px.tolist()}},
         "fit_vertex_error_mm": round(body["fit_error_mm"], 3),
+        "fit_follows_2d": body["fit_2d"],
         "camera_fit_error_px": round(person.error_px, 3),
     }
     return atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
@@ -604,6 +637,9 @@ def _log_result(result: DemoResult, num_input_people: int) -> None:
     for person in result.people:
         note = ("; least-squares scale was not positive, scale from the spread ratio "
                 "(prediction does not match the input)" if person.spread_fallback else "")
+        if person.body is not None:
+            note += "; body fit %.1f mm from the network mesh%s" % (
+                person.body["fit_error_mm"], ", following the 2D" if person.body["fit_2d"] else "")
         tx, ty, tz = person.translation_m
         logger.info(
             "person %d: camera fit mean reprojection error %.2f px over %d/%d joints "

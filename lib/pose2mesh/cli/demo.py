@@ -56,12 +56,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "fitted to it (default for anny models: fit the full body)")
     parser.add_argument("--fit_iterations", type=int, default=40,
                         help="refinement steps of the body fit (default 40)")
+    parser.add_argument("--no_fit_2d", action="store_true",
+                        help="fit the body to the network's mesh only (default: it also follows "
+                             "the input 2D pose through a robust reprojection term)")
+    parser.add_argument("--fit_2d_weight", type=float, default=None,
+                        help="weight of the body fit's 2D reprojection term against its 3D terms "
+                             "(default: pose2mesh.body_fit.DEFAULT_KEYPOINT_WEIGHT, printed in "
+                             "the log)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = parser.parse_args(argv)
     if args.focal_px is not None and not args.focal_px > 0:
         parser.error(f"--focal_px must be positive, got {args.focal_px}")
     if args.fit_iterations < 0:
         parser.error(f"--fit_iterations must be >= 0, got {args.fit_iterations}")
+    if args.fit_2d_weight is not None and not args.fit_2d_weight >= 0:
+        parser.error(f"--fit_2d_weight must be >= 0, got {args.fit_2d_weight}")
     return args
 
 
@@ -107,7 +116,9 @@ def main(argv=None, *, search_roots=DEFAULT_SEARCH_ROOTS) -> None:
                                  search_roots=search_roots)
     runner = DemoRunner.from_config(cfg, weights, gpu=args.gpu, focal_px=args.focal_px,
                                     renderer=args.renderer, fit_body=not args.raw_mesh,
-                                    fit_iterations=args.fit_iterations)
+                                    fit_iterations=args.fit_iterations,
+                                    fit_2d=not args.no_fit_2d,
+                                    fit_2d_weight=args.fit_2d_weight)
     runner.run(people, args.output_dir, image=image, source=args.input_pose)
 
 
