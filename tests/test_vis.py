@@ -11,11 +11,11 @@ import pytest
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
 from pose2mesh.vis import (
-    canvas_shape_for_pose, draw_skeleton, load_obj, read_image, render_meshes, render_side_view,
+    canvas_shape_for_pose, draw_people, draw_skeleton, load_obj, read_image, render_meshes, render_side_view,
     save_obj, save_ply, write_image,
 )
 from pose2mesh.vis.draw2d import CANVAS_RGB, MISSING_RGB
-from pose2mesh.vis.render import rasterize_software, rotate_about_vertical
+from pose2mesh.vis.render import PALETTE_RGB, rasterize_software, rotate_about_vertical
 
 FIXTURE = "/work/shared/fixtures/h36m_joint_input_from_pose2mesh_release.npy"
 BACKGROUND = (40, 60, 80)
@@ -95,6 +95,21 @@ def test_draw_skeleton_over_image_keeps_input():
     assert out.shape == photo.shape and np.any(out != photo)
     with pytest.raises(ValueError, match="expected \\(19"):
         draw_skeleton(photo, joints, "coco")
+
+
+def test_draw_people_labels_several_people_in_their_mesh_colours():
+    joints = np.concatenate([np.load(FIXTURE), np.ones((17, 1))], 1)
+    shifted = joints + [300.0, 0.0, 0.0]
+    hw = canvas_shape_for_pose(np.stack([joints, shifted]))
+    one = draw_people(None, [joints], get_joint_set("human36"), hw, [0])
+    np.testing.assert_array_equal(one, draw_skeleton(None, joints, "human36", canvas_hw=hw))
+    two = draw_people(None, [joints, shifted], get_joint_set("human36"), hw, [3, 5])
+    skeletons = draw_skeleton(draw_skeleton(None, joints, "human36", canvas_hw=hw), shifted,
+                              "human36", canvas_hw=hw)
+    labelled = np.any(two != skeletons, axis=-1)
+    assert labelled.any() and not labelled[int(joints[:, 1].min()):].any()  # above the people
+    for k in range(2):
+        assert np.all(two[labelled] == PALETTE_RGB[k], axis=-1).any()
 
 
 def test_draw_hand():

@@ -57,13 +57,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from pose2mesh.api import FORCED_OPTS, load_network
 from pose2mesh.assets import config_path
 from pose2mesh.body_fit import DEFAULT_KEYPOINT_WEIGHT, AnnyBodyFitter, BodyFit
 from pose2mesh.camera import (
@@ -83,9 +85,8 @@ from pose2mesh.pretrained import (
     check_pretrained,
     matching_pretrained,
 )
-from pose2mesh.vis import canvas_shape_for_pose, draw_skeleton, render_meshes, render_side_view
+from pose2mesh.vis import canvas_shape_for_pose, draw_people, render_meshes, render_side_view
 from pose2mesh.vis import save_obj, write_image
-from pose2mesh.vis.render import PALETTE_RGB
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,9 @@ MIN_POSE_EXTENT_PX = 2.0  # confident joints spanning less than this: a degenera
 POSE_IMAGE = "demo_pose2d.png"
 MESH_IMAGE = "demo_mesh.png"
 SIDE_IMAGE = "demo_mesh_side.png"
+IMAGE_NAMES = {"pose2d": POSE_IMAGE, "mesh": MESH_IMAGE, "side": SIDE_IMAGE}
 OBJ_NAME = "demo_mesh_{}.obj"
 PARAMS_NAME = "demo_mesh_{}_anny.json"
-FORCED_OPTS = ("MODEL.posenet_pretrained", "False")
 # Shipped config (pose2mesh.assets.config_path) used with --weights when neither --cfg nor a
 # config saved in the checkpoint exists.
 FALLBACK_CONFIGS = {
@@ -176,37 +177,16 @@ def resolve_model(
         Pose2MeshError: no weights found, config for another joint set or not a mesh model,
             unreadable files, bad overrides.
     """
-    from pose2mesh.engine.evaluator import resolve_weights
-
     get_joint_set(joint_set)  # unknown names fail here, with the valid ones listed
     opts = [*opts, *FORCED_OPTS]
-    if cfg_path is not None:
-        cfg = load_config(cfg_path, opts)
-        source = str(cfg_path)
-        if weights:
-            weights_path = resolve_weights(weights)
-        elif cfg.TEST.weight_path and Path(cfg.TEST.weight_path).is_file():
-            weights_path = Path(cfg.TEST.weight_path)
-        else:
-            weights_path = find_default_weights(joint_set, search_roots, like=cfg)
-            if weights_path is None:
-                weights_path = matching_pretrained(cfg, pretrained_dir)
-        if weights_path is None:
-            raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
-    else:
-        weights_path = resolve_weights(weights) if weights else find_default_weights(
-            joint_set, search_roots)
-        if weights_path is None and joint_set in PRETRAINED_JOINT_SETS:
-            weights_path = check_pretrained(joint_set, pretrained_dir)
-        if weights_path is None:
-            raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
+    cfg = load_config(cfg_path, opts) if cfg_path is not None else None
+    weights_path = _find_weights(joint_set, cfg, weights, search_roots, pretrained_dir)
+    source = str(cfg_path)
+    if cfg is None:
         saved = saved_config(weights_path)
-        if saved is not None:
-            source = f"the config saved in {weights_path}"
-            cfg = load_config(saved, opts, source=source)
-        else:
-            source = str(config_path(FALLBACK_CONFIGS[joint_set]))
-            cfg = load_config(source, opts)
+        source = (f"the config saved in {weights_path}" if saved is not None
+                  else str(config_path(FALLBACK_CONFIGS[joint_set])))
+        cfg = load_config(source if saved is None else saved, opts, source=source)
     if cfg.DATASET.input_joint_set != joint_set:
         raise Pose2MeshError(
             f"{source} is for joint set '{cfg.DATASET.input_joint_set}', but the input is "
@@ -216,6 +196,26 @@ def resolve_model(
             f"{source}: MODEL.name is '{cfg.MODEL.name}'; the demo needs a mesh model "
             "('pose2mesh_net')")
     return cfg, weights_path
+
+
+def _find_weights(joint_set: str, cfg, weights, search_roots: Sequence[str | Path],
+                  pretrained_dir: str | Path) -> Path:
+    """``weights``, else ``TEST.weight_path`` of ``cfg`` (None: no ``--cfg``) when that file
+    exists, else :func:`find_default_weights` (like ``cfg``), else the shipped model (with
+    ``cfg``: only one of its network shape)."""
+    from pose2mesh.engine.evaluator import resolve_weights
+
+    if weights:
+        return resolve_weights(weights)
+    if cfg is not None and cfg.TEST.weight_path and Path(cfg.TEST.weight_path).is_file():
+        return Path(cfg.TEST.weight_path)
+    found = find_default_weights(joint_set, search_roots, like=cfg)
+    if found is None and joint_set in PRETRAINED_JOINT_SETS:
+        found = (check_pretrained(joint_set, pretrained_dir) if cfg is None
+                 else matching_pretrained(cfg, pretrained_dir))
+    if found is None:
+        raise Pose2MeshError(_no_weights_message(joint_set, search_roots))
+    return found
 
 
 def usable_people(people: Sequence[np.ndarray], source: str = "input") -> list[int]:
@@ -367,6 +367,26 @@ class DemoResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What :meth:`DemoRunner.predict_bodies` gives for P people.
+
+    Attributes:
+        poses_px: (P, J, 3) input ``[u, v, confidence]``.
+        filled_px: (P, J, 3) with missing joints positioned (confidence still 0).
+        meshes_m: (P, V, 3) output meshes (fitted bodies or network meshes), root-relative,
+            camera axes, metres, float64.
+        joints_m: (P, J, 3) their input-set joints.
+        body_fit: the anny body fit, None for raw network meshes.
+    """
+
+    poses_px: np.ndarray
+    filled_px: np.ndarray
+    meshes_m: np.ndarray
+    joints_m: np.ndarray
+    body_fit: BodyFit | None
+
+
 # ----------------------------------------------------------------------------- runner
 class DemoRunner:
     """A loaded model that turns 2D poses into meshes, pictures and OBJ files.
@@ -401,22 +421,17 @@ class DemoRunner:
     def from_config(cls, cfg, weights: str | Path, *, gpu: str = "", fit_body: bool = True,
                     fit_iterations: int = 40, fit_2d: bool = True,
                     fit_2d_weight: float | None = None, **kwargs) -> "DemoRunner":
-        """Build body model, mesh hierarchy and network with the engine's builders, load the
-        checkpoint's ``model_state_dict``; ``gpu``: ``--gpu`` ids (first one used).
+        """Load the network of ``cfg`` with the weights of ``weights``
+        (:func:`pose2mesh.api.load_network`); ``gpu``: ``--gpu`` ids (first one used).
         ``fit_body`` (anny bodies only): fit the full-resolution anny body to each predicted
         mesh (:mod:`pose2mesh.body_fit`) and render that; False renders the raw network mesh.
         ``fit_2d``: that fit also follows the input 2D poses, with weight ``fit_2d_weight``
         (``AnnyBodyFitter.keypoint_weight``; None: :data:`DEFAULT_KEYPOINT_WEIGHT`); False:
         the network's mesh only."""
-        from pose2mesh.engine import builders
-        from pose2mesh.engine.checkpoint import load_model_weights
         from pose2mesh.engine.distributed import DistContext, parse_gpu_ids, resolve_device
 
         device = resolve_device(cfg.DEVICE, parse_gpu_ids(gpu), DistContext())
-        body_model = builders.build_body_model(cfg, device)
-        hierarchy = builders.build_hierarchy(cfg, body_model)
-        model = builders.build_network(cfg, hierarchy).to(device)
-        checkpoint = load_model_weights(model, weights)
+        model, body_model, checkpoint = load_network(cfg, weights, device)
         shipped = " (shipped pretrained model)" if "source" in checkpoint else ""
         logger.info("model: %s%s (epoch %s), body model %s/%s (%d vertices), device %s",
                     weights, shipped, checkpoint.get("epoch", "?"), cfg.MODEL.body_model,
@@ -483,7 +498,7 @@ class DemoRunner:
 
     def run(self, people: Sequence[np.ndarray], output_dir: str | Path, *,
             image: np.ndarray | None = None, source: str = "input") -> DemoResult:
-        """Predict, fit, render and write the outputs for the people of one pose file.
+        """Predict, place, render and write the outputs for the people of one pose file.
 
         Args:
             people: (J, 3) ``[u, v, confidence]`` arrays (:func:`load_pose_file`'s output).
@@ -491,66 +506,93 @@ class DemoRunner:
             image: RGB uint8 (H, W, 3) photo to draw on; None = white canvas fitting the poses.
             source: the input's name for messages.
         """
-        start = time.perf_counter()
         timings = {}
-        indices = usable_people(people, source)
-        poses = np.stack([np.asarray(people[i], np.float64) for i in indices])
-        try:
-            filled = np.stack([fill_missing_joints(p, self.joint_set) for p in poses]).astype(
-                np.float64)
-            mark = time.perf_counter()
-            network_mesh_m = self.predict(filled)
-            timings["network"] = (time.perf_counter() - mark) * 1e3
-            mark = time.perf_counter()
-            meshes, joints, body_fit = self.shape_output(network_mesh_m, poses)
-            timings["body_fit"] = (time.perf_counter() - mark) * 1e3
-            mark = time.perf_counter()
-            fit = fit_cameras(joints, poses)
-            timings["camera_fit"] = (time.perf_counter() - mark) * 1e3
-        except Pose2MeshError as err:
-            raise Pose2MeshError(f"{source}: {err}") from None
+        with _timed(timings, "total"):
+            indices = usable_people(people, source)
+            poses = np.stack([np.asarray(people[i], np.float64) for i in indices])
+            try:
+                prediction = self.predict_bodies(poses, timings)
+                result = self.place(prediction, indices, image, source, timings)
+            except Pose2MeshError as err:
+                raise Pose2MeshError(f"{source}: {err}") from None
+            with _timed(timings, "render"):
+                pictures = self.render(result, image)
+            with _timed(timings, "write"):
+                self.write(result, pictures, output_dir)
+        result.timings_ms = timings
+        _log_result(result, len(people))
+        return result
 
+    def predict_bodies(self, poses_px: np.ndarray, timings: dict[str, float]) -> Prediction:
+        """Step 1: missing joints filled in, the network's meshes (``network``) and the
+        output meshes with their joints (``body_fit``: :meth:`shape_output`) of the input
+        poses (P, J, 3) ``[u, v, confidence]``."""
+        filled = np.stack([fill_missing_joints(p, self.joint_set) for p in poses_px]).astype(
+            np.float64)
+        with _timed(timings, "network"):
+            network_mesh_m = self.predict(filled)
+        with _timed(timings, "body_fit"):
+            meshes_m, joints_m, body_fit = self.shape_output(network_mesh_m, poses_px)
+        return Prediction(poses_px, filled, meshes_m, joints_m, body_fit)
+
+    def place(self, prediction: Prediction, indices: Sequence[int], image: np.ndarray | None,
+              source: str, timings: dict[str, float]) -> DemoResult:
+        """Step 2: the weak-perspective camera of each person (``camera_fit``), the picture
+        size, the pinhole camera and each mesh's translation in its frame; ``indices``: the
+        people's indices in the input file."""
+        with _timed(timings, "camera_fit"):
+            fit = fit_cameras(prediction.joints_m, prediction.poses_px)
+        filled = prediction.filled_px
         image_hw = tuple(image.shape[:2]) if image is not None else canvas_shape_for_pose(filled)
         if image is not None:
             _warn_if_outside(filled, image_hw, source)
         focal = float(self.focal_px) if self.focal_px else self._auto_focal_px(
-            image_hw, fit.scale_px_per_m, meshes)
+            image_hw, fit.scale_px_per_m, prediction.meshes_m)
         princpt = (0.5 * (image_hw[1] - 1), 0.5 * (image_hw[0] - 1))
         translation = weak_to_perspective_translation(
             fit.scale_px_per_m, fit.trans_px[:, 0], fit.trans_px[:, 1], focal, princpt)
-        render_error = pinhole_reprojection_error(joints + translation[:, None], poses, focal,
-                                                  princpt)
-        result = DemoResult(people=[], image_hw=image_hw, focal_px=focal, princpt_px=princpt,
-                            renderer="none")
-        for k, index in enumerate(indices):
-            result.people.append(PersonResult(
-                index=index, pose_px=poses[k], filled_pose_px=filled[k], mesh_m=meshes[k],
-                joints_m=joints[k], scale_px_per_m=float(fit.scale_px_per_m[k]),
-                trans_px=fit.trans_px[k], translation_m=translation[k],
-                error_px=float(fit.error_px[k]), render_error_px=float(render_error[k]),
-                spread_fallback=bool(fit.spread_fallback[k]),
-                body=None if body_fit is None else _body_parameters(body_fit, k)))
+        render_error = pinhole_reprojection_error(prediction.joints_m + translation[:, None],
+                                                  prediction.poses_px, focal, princpt)
+        body = prediction.body_fit
+        people = [PersonResult(
+            index=index, pose_px=prediction.poses_px[k], filled_pose_px=filled[k],
+            mesh_m=prediction.meshes_m[k], joints_m=prediction.joints_m[k],
+            scale_px_per_m=float(fit.scale_px_per_m[k]), trans_px=fit.trans_px[k],
+            translation_m=translation[k], error_px=float(fit.error_px[k]),
+            render_error_px=float(render_error[k]), spread_fallback=bool(fit.spread_fallback[k]),
+            body=None if body is None else _body_parameters(body, k))
+            for k, index in enumerate(indices)]
+        return DemoResult(people=people, image_hw=image_hw, focal_px=focal, princpt_px=princpt,
+                          renderer="none")
 
-        mark = time.perf_counter()
+    def render(self, result: DemoResult, image: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Step 3: the pictures (RGB uint8) by output kind -- ``pose2d`` (the skeletons),
+        ``mesh`` (the placed meshes over ``image`` or a white canvas), ``side`` (turned 90
+        degrees); sets ``result.renderer``."""
         placed = [person.mesh_cam_m for person in result.people]
+        focal, princpt, image_hw = result.focal_px, result.princpt_px, result.image_hw
         background = image if image is not None else image_hw
         mesh_rgb, result.renderer = render_meshes(placed, self.faces, focal, princpt, background,
                                                   backend=self.renderer)
         side_rgb, _ = render_side_view(placed, self.faces, focal, princpt, image_hw,
                                        backend=self.renderer)
-        pose_rgb = draw_people(image, result.people, self.joint_set, image_hw)
-        timings["render"] = (time.perf_counter() - mark) * 1e3
+        pose_rgb = draw_people(image, [person.filled_pose_px for person in result.people],
+                               self.joint_set, image_hw, [person.index for person in result.people])
+        return {"pose2d": pose_rgb, "mesh": mesh_rgb, "side": side_rgb}
 
-        mark = time.perf_counter()
+    def write(self, result: DemoResult, pictures: dict[str, np.ndarray],
+              output_dir: str | Path) -> None:
+        """Step 4: the pictures, ``demo_mesh_<i>.obj`` and (body fit)
+        ``demo_mesh_<i>_anny.json`` per person into ``output_dir`` (created), recorded in
+        ``result.files``."""
         output_dir = Path(output_dir)
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise Pose2MeshError(f"{output_dir}: cannot create the output folder "
                                  f"({err.strerror or err})") from None
-        result.files["pose2d"] = write_image(output_dir / POSE_IMAGE, pose_rgb)
-        result.files["mesh"] = write_image(output_dir / MESH_IMAGE, mesh_rgb)
-        result.files["side"] = write_image(output_dir / SIDE_IMAGE, side_rgb)
+        for kind, rgb in pictures.items():
+            result.files[kind] = write_image(output_dir / IMAGE_NAMES[kind], rgb)
         for person in result.people:
             result.files[f"obj_{person.index}"] = save_obj(
                 output_dir / OBJ_NAME.format(person.index), person.mesh_cam_m, self.faces)
@@ -558,11 +600,14 @@ class DemoRunner:
                 result.files[f"anny_{person.index}"] = write_body_parameters(
                     output_dir / PARAMS_NAME.format(person.index), person, result,
                     self.output_body)
-        timings["write"] = (time.perf_counter() - mark) * 1e3
-        timings["total"] = (time.perf_counter() - start) * 1e3
-        result.timings_ms = timings
-        _log_result(result, len(people))
-        return result
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of the block in ``timings[stage]`` (milliseconds)."""
+    start = time.perf_counter()
+    yield
+    timings[stage] = (time.perf_counter() - start) * 1e3
 
 
 def _body_parameters(fit: BodyFit, k: int) -> dict:
@@ -610,27 +655,6 @@ def _warn_if_outside(poses_px: np.ndarray, image_hw, source: str) -> None:
         logger.warning("%s: %d%% of the joints lie outside the %dx%d image; is it the right "
                        "image?", source, round(100 * (1 - inside.mean())), image_hw[1],
                        image_hw[0])
-
-
-def draw_people(image: np.ndarray | None, people: Sequence[PersonResult], joint_set: JointSet,
-                image_hw) -> np.ndarray:
-    """Every person's skeleton (filled-in joints drawn as missing) over ``image`` or a white
-    canvas of ``image_hw``; with several people each is numbered in its mesh colour."""
-    import cv2
-
-    canvas = image
-    for person in people:
-        canvas = draw_skeleton(canvas, person.filled_pose_px, joint_set, canvas_hw=image_hw)
-    if len(people) > 1:
-        scale = max(0.5, max(image_hw) / 1000.0)
-        for k, person in enumerate(people):
-            xy = person.filled_pose_px[:, :2]
-            origin = (int(xy[:, 0].min()), max(int(xy[:, 1].min()) - 8, int(20 * scale)))
-            color = PALETTE_RGB[k % len(PALETTE_RGB)]
-            for ink, width in (((0, 0, 0), 4), (color, 2)):
-                cv2.putText(canvas, str(person.index), origin, cv2.FONT_HERSHEY_SIMPLEX, scale,
-                            ink, max(1, round(width * scale)), cv2.LINE_AA)
-    return canvas
 
 
 def _log_result(result: DemoResult, num_input_people: int) -> None:

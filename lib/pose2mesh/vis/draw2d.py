@@ -6,6 +6,7 @@ from/to the BGR order OpenCV uses on disk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import JointSet, get_joint_set
 from pose2mesh.vis.mesh_io import atomic_write_bytes
+from pose2mesh.vis.render import PALETTE_RGB
 
 LEFT_RGB = (40, 120, 255)
 RIGHT_RGB = (255, 90, 40)
@@ -102,6 +104,31 @@ def draw_skeleton(
             cv2.circle(canvas, point, radius, (0, 0, 0), 1, cv2.LINE_AA)
     if missing.any():
         _legend(canvas, f"x = missing joint ({int(missing.sum())})", thickness)
+    return canvas
+
+
+def draw_people(image: np.ndarray | None, poses_px: Sequence[np.ndarray], joint_set: JointSet,
+                canvas_hw: tuple[int, int], labels: Sequence[int]) -> np.ndarray:
+    """Every person's skeleton (:func:`draw_skeleton`, missing joints as crosses) over
+    ``image`` or a white canvas of ``canvas_hw``; with several people each is labelled above
+    its skeleton, in its mesh colour (:data:`~pose2mesh.vis.render.PALETTE_RGB`).
+
+    Args:
+        poses_px: (J, 3) ``[u, v, confidence]`` per person.
+        labels: the number written over each person (its index in the input file).
+    """
+    canvas = image
+    for pose in poses_px:
+        canvas = draw_skeleton(canvas, pose, joint_set, canvas_hw=canvas_hw)
+    if len(poses_px) > 1:
+        scale = max(0.5, max(canvas_hw) / 1000.0)
+        for k, (pose, label) in enumerate(zip(poses_px, labels)):
+            xy = np.asarray(pose)[:, :2]
+            origin = (int(xy[:, 0].min()), max(int(xy[:, 1].min()) - 8, int(20 * scale)))
+            color = PALETTE_RGB[k % len(PALETTE_RGB)]
+            for ink, width in (((0, 0, 0), 4), (color, 2)):
+                cv2.putText(canvas, str(label), origin, cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
+                            max(1, round(width * scale)), cv2.LINE_AA)
     return canvas
 
 
