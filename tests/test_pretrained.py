@@ -77,3 +77,34 @@ def test_demo_without_weights_or_experiments_runs_the_shipped_model(anny_body, t
     assert len(record["pose_aa_rad"]) == len(anny_body.bone_labels)
     assert result.people[0].error_px < 12.0  # pixels, on a ~500 px tall body
     assert np.isfinite(result.people[0].mesh_m).all()
+
+
+def test_evaluation_tool_scores_a_lifter_checkpoint_on_its_lifted_joints(tmp_path):
+    """tools/evaluate_pretrained.py on a (random) HGN checkpoint: one row per split and 2D
+    input, joint metrics only (no mesh, no fitted-body subset), the parameter count, and the
+    mean-pose baseline beside it."""
+    import importlib.util
+    from pathlib import Path
+
+    from pose2mesh.config import load_config
+    from pose2mesh.engine import builders
+    from pose2mesh.models import count_parameters
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "asset" / "yaml" / "HGN_human36J_train_synthetic.yml", ["MODEL.hgn_hidden", "8"])
+    body_model = builders.build_body_model(cfg, torch.device("cpu"))
+    model = builders.build_network(cfg, builders.build_hierarchy(cfg, body_model))
+    path = tmp_path / "hgn.pth.tar"
+    torch.save({"epoch": 1, "model_state_dict": model.state_dict(), "config": cfg.dump()}, path)
+    spec = importlib.util.spec_from_file_location("evaluate_pretrained", repo / "tools" / "evaluate_pretrained.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = tool.evaluate("tiny hgn", path, ["DATASET.debug_max_samples", "16", "SYNTHETIC.train_size", "256"],
+                         fit_samples=256, device=torch.device("cpu"))
+    assert [(row["split"], row["input"]) for row in rows] == [
+        (split, name) for split in tool.SPLITS for name in tool.INPUTS]
+    for row in rows:
+        assert set(row["network"]) == {"MPJPE", "PA-MPJPE"} and "fitted_body_fit_subset" not in row
+        assert row["parameters"] == count_parameters(model) and row["num_samples"] == 16
+        assert row["baseline"]["MPJPE"] > 0
+    assert "lifted joints" in tool.markdown(rows)

@@ -41,10 +41,13 @@ def evaluate(name: str, weights: Path, opts: list[str], fit_samples: int, device
     from pose2mesh.engine.checkpoint import load_model_weights, saved_config
     from pose2mesh.engine.distributed import DistContext
     from pose2mesh.engine.evaluator import Evaluator
+    from pose2mesh.models import count_parameters
 
     saved = saved_config(weights)
     if saved is None:
         raise Pose2MeshError(f"{weights}: no saved config")
+    predicts_mesh = (saved.get("MODEL") or {}).get("name") == "pose2mesh_net"
+    subsets = ("all", "fit") if predicts_mesh and fit_samples > 0 else ("all",)
     rows = []
     for split, split_opts in SPLITS.items():
         for input_name, input_opts in INPUTS.items():
