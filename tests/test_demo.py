@@ -470,8 +470,15 @@ def test_body_fit_follows_the_input_2d_by_default(demo_model, tmp_path, caplog):
         runner = DemoRunner(OracleNet(network_mesh), body, "human36", focal_px=focal,
                             fitter=fitter, fit_2d=fit_2d)
         out = tmp_path / str(fit_2d)
-        with caplog.at_level(logging.INFO, logger="pose2mesh"):
-            errors[fit_2d] = runner.run([_with_confidence(uv)], out).people[0].error_px
+        # the handler goes on the pose2mesh logger itself: an engine test's setup_logger may
+        # have stopped it propagating to the root logger caplog listens on
+        logger = logging.getLogger("pose2mesh")
+        logger.addHandler(caplog.handler)
+        try:
+            with caplog.at_level(logging.INFO, logger="pose2mesh"):
+                errors[fit_2d] = runner.run([_with_confidence(uv)], out).people[0].error_px
+        finally:
+            logger.removeHandler(caplog.handler)
         record = json.loads((out / "demo_mesh_0_anny.json").read_text())
         assert record["fit_follows_2d"] is fit_2d
         assert record["camera_fit_error_px"] == pytest.approx(errors[fit_2d], abs=1e-3)
