@@ -2,7 +2,6 @@
 learning test on held-out synthetic bodies."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from pose2mesh.joint_sets import get_joint_set
 from pose2mesh.losses import CoarseMeshLoss, LifterLoss
 from pose2mesh.models import HGN, PoseNet, build_model, count_parameters, load_lifter_weights
 from pose2mesh.models.hgn import SemanticGraphConv
+from test_engine import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,13 +198,6 @@ def test_lifter_choice_is_checked_where_the_config_loads():
         hgn_config("MODEL.hgn_hidden", "0")
     for name in ("HGN_human36J_train_human36", "HGN_human36J_test_human36", "HGN_human36J_test_synthetic"):
         assert load_config(REPO / "asset" / "yaml" / f"{name}.yml").MODEL.name == "hgn"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"main_{name}", REPO / "main" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_hgn_learns_held_out_synthetic_bodies(tmp_path, monkeypatch, small_anny):
