@@ -43,7 +43,9 @@ Concurrent runs
       stops in one line naming the holder's PID:
       ``test_engine.py::test_two_runs_cannot_share_an_experiment_folder``. Runs racing for the
       same folder at the same instant: exactly one wins, and the others name it:
-      ``test_runs_racing_for_one_folder_get_one_lock_and_new_folders_never_collide``.
+      ``test_runs_racing_for_one_folder_get_one_lock_and_new_folders_never_collide``; a run
+      refused before the winner wrote its PID waits for it (up to 2 s):
+      ``test_a_run_refused_before_the_holder_wrote_its_line_still_names_the_holder``.
     * New ``exp_*`` folders are made with an exclusive ``mkdir``: never reused, distinct even
       when created in the same microsecond by different processes (same test), or in sequence:
       ``test_engine.py::test_experiment_folders_are_unique_and_never_reused``.
@@ -110,6 +112,7 @@ import ast
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -326,6 +329,38 @@ def test_runs_racing_for_one_folder_get_one_lock_and_new_folders_never_collide(t
     created = sorted(name for _, name, _ in results)
     base = "exp_2026-01-01_00-00-00_000000"
     assert created == [base, f"{base}_1", f"{base}_2", f"{base}_3"]
+
+
+_SLOW_HOLDER = """
+    import fcntl, os, socket, sys, time
+    lock = open(sys.argv[1], "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock is taken; its line comes later
+    print("locked", flush=True)
+    time.sleep(0.5)
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}\\n")
+    lock.flush()
+    sys.stdin.read()  # hold the lock until the test closes stdin
+"""
+
+
+def test_a_run_refused_before_the_holder_wrote_its_line_still_names_the_holder(tmp_path):
+    """The lock holder writes its pid just after taking the lock; a run refused in that window
+    (the file still empty, or holding the line of a dead earlier holder) waits for the line."""
+    from pose2mesh.engine import experiment
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / experiment.LOCK_NAME).write_text(f"pid {dead.stdout.strip()} on {socket.gethostname()}\n")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_SLOW_HOLDER), str(tmp_path / experiment.LOCK_NAME)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(Pose2MeshError, match=rf"in use by another run \(pid {holder.pid} on "):
+            experiment.lock_experiment(tmp_path)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
 
 
 # ----------------------------------------------------------------------------- deep nesting

@@ -28,6 +28,7 @@ import datetime
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,8 +219,7 @@ def lock_experiment(root: str | os.PathLike) -> None:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown process"
+        holder = _wait_for_holder_line(handle)
         handle.close()
         raise Pose2MeshError(
             f"{root} is in use by another run ({holder}); wait for it to finish or choose "
@@ -229,6 +229,37 @@ def lock_experiment(root: str | os.PathLike) -> None:
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     _HELD_LOCKS[str(root)] = handle
+
+
+def _wait_for_holder_line(handle, timeout_s: float = 2.0) -> str:
+    """The ``pid N on host`` line of the process holding the lock file ``handle``.
+
+    The holder writes its line just after it takes the lock, so a run that lost a race may
+    read an empty file or the line of a dead earlier holder for a moment: read again until
+    the line names a live process (or one on another host, which cannot be checked), for at
+    most ``timeout_s`` seconds, then report what the file holds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        handle.seek(0)
+        holder = handle.read().strip()
+        if _names_live_process(holder) or time.monotonic() > deadline:
+            return holder or "unknown process"
+        time.sleep(0.01)
+
+
+def _names_live_process(holder: str) -> bool:
+    match = re.fullmatch(r"pid (\d+) on (.+)", holder)
+    if match is None:
+        return False
+    if match.group(2) != socket.gethostname():
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def release_experiment(root: str | os.PathLike) -> None:
