@@ -88,7 +88,7 @@ def body_joints(body, names: tuple[str, ...], real_motion: bool = False) -> dict
                 phenotype[row, PHENOTYPE_LABELS.index(label)] = value
         transl = torch.tensor([[x, 0.0, 0.0] for _, _, x, _ in BODY_PEOPLE])
     with torch.no_grad():
-        vertices = body(pose_aa=pose, phenotype=phenotype, transl_m=transl)
+        vertices = body(pose_aa=pose, phenotype=phenotype, transl_m=transl).vertices_m
         return {name: body.regress_joints(vertices, name).numpy().astype(np.float64)
                 for name in names}
 
@@ -98,7 +98,7 @@ def hand_joints() -> np.ndarray:
     hand = build_body_model("anny_hand")
     pose = HandPosePrior(hand.bone_labels).key_pose(HAND_POSE)[None]
     with torch.no_grad():
-        return hand.regress_joints(hand(pose_aa=pose), "mano")[0].numpy().astype(np.float64)
+        return hand.regress_joints(hand(pose_aa=pose).vertices_m, "mano")[0].numpy().astype(np.float64)
 
 
 def body_pixels(joints_m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

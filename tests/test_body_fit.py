@@ -33,7 +33,7 @@ def _bodies(small_body, count=6, seed=0):
     pose = compose_root_rotation(pose, roma.random_rotmat(count, generator=generator))
     phenotype = sample_phenotypes(count, generator=generator)
     with torch.no_grad():
-        mesh = small_body(pose_aa=pose, phenotype=phenotype)
+        mesh = small_body(pose_aa=pose, phenotype=phenotype).vertices_m
         mesh = mesh - small_body.regress_joints(mesh, "human36")[:, :1]
     return mesh, pose, phenotype
 
@@ -44,7 +44,7 @@ def test_initial_pose_points_every_limb_segment_at_the_target(small_body):
     target_joints = small_body.regress_joints(mesh, "human36")
     with torch.no_grad():
         init = fitter.initial_pose(target_joints)
-        init_mesh = small_body(pose_aa=init)
+        init_mesh = small_body(pose_aa=init).vertices_m
     init_joints = small_body.regress_joints(init_mesh, "human36")
     names = fitter.joint_names
     for start, end in (("L_Hip", "L_Knee"), ("R_Knee", "R_Ankle"), ("L_Shoulder", "L_Elbow"),
@@ -88,7 +88,7 @@ def _perturbed_network_meshes(small_body, count, seed, noise_rad=0.1):
     limbs[[small_body.bone_labels.index(b) for b in FIT_BONES[1:]]] = 1.0
     noisy = pose + noise_rad * torch.randn(pose.shape, generator=generator) * limbs
     with torch.no_grad():
-        network = small_body(pose_aa=noisy, phenotype=phenotype)
+        network = small_body(pose_aa=noisy, phenotype=phenotype).vertices_m
         network = network - small_body.regress_joints(network, "human36")[:, :1]
     return mesh, network
 

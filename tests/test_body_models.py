@@ -1,4 +1,5 @@
 """Body models: anny body/hand, smpl and mano (fake official-layout files), regressors."""
+import dataclasses
 import math
 import sys
 
@@ -8,6 +9,8 @@ import torch
 from fake_smpl import write_fake_mano, write_fake_smpl
 from pose2mesh.body_models import BODY_MODEL_NAMES, build_body_model
 from pose2mesh.body_models.anny_model import build_anny_hand
+from pose2mesh.body_models.base import BodyOutput
+from pose2mesh.body_models.decimated import DecimatedBodyModel
 from pose2mesh.body_models.legacy_pickle import load_legacy_pickle
 from pose2mesh.body_models.regressor_asset import save_regressor_asset
 from pose2mesh.body_models.smplx_models import mano_model_path, smpl_model_path
@@ -75,7 +78,7 @@ def test_anny_sizes_and_types(request, fixture, num_vertices, num_faces, num_bon
 @pytest.mark.parametrize("fixture", ["anny_body", "anny_hand"])
 def test_anny_zero_pose_is_rest(request, fixture):
     model = request.getfixturevalue(fixture)
-    vertices = model(**model.zero_params(2))
+    vertices = model(**model.zero_params(2)).vertices_m
     assert vertices.dtype == torch.float32
     torch.testing.assert_close(vertices, model.rest_vertices_m.expand(2, -1, -1), atol=1e-6, rtol=0)
     # The zero pose is anny's reference pose: the template re-oriented bone by bone, a
@@ -91,14 +94,14 @@ def test_anny_zero_pose_is_rest(request, fixture):
 def test_anny_small_topology():
     model = build_body_model("anny", topology="notoes_collapse3pc")
     assert model.num_vertices == 369 and len(model.bone_labels) == 104
-    torch.testing.assert_close(model(**model.zero_params(1))[0], model.rest_vertices_m)
+    torch.testing.assert_close(model(**model.zero_params(1)).vertices_m[0], model.rest_vertices_m)
 
 
 @pytest.mark.parametrize("fixture", ["anny_body", "anny_hand"])
 def test_anny_batch_is_differentiable(request, fixture):
     model = request.getfixturevalue(fixture)
     params = {key: value.requires_grad_() for key, value in random_params(model, 3).items()}
-    vertices = model(**params)
+    vertices = model(**params).vertices_m
     assert vertices.shape == (3, model.num_vertices, 3) and vertices.dtype == torch.float32
     assert not torch.allclose(vertices[0], vertices[1])
     vertices.square().sum().backward()
@@ -106,14 +109,14 @@ def test_anny_batch_is_differentiable(request, fixture):
         assert torch.isfinite(value.grad).all() and value.grad.abs().sum() > 0, key
     # also finite at the zero pose (axis-angle -> rotation is singular-looking at 0)
     pose = torch.zeros(1, *model.param_shapes["pose_aa"], requires_grad=True)
-    model(pose_aa=pose).sum().backward()
+    model(pose_aa=pose).vertices_m.sum().backward()
     assert torch.isfinite(pose.grad).all()
 
 
 def test_anny_samples_are_independent(anny_hand):
     params = random_params(anny_hand, 3, seed=1)
-    batch = anny_hand(**params)
-    single = anny_hand(**{key: value[1:2] for key, value in params.items()})
+    batch = anny_hand(**params).vertices_m
+    single = anny_hand(**{key: value[1:2] for key, value in params.items()}).vertices_m
     torch.testing.assert_close(batch[1:2], single, atol=1e-5, rtol=0)
 
 
@@ -123,7 +126,7 @@ def test_anny_root_rotation_is_global(request, fixture):
     model = request.getfixturevalue(fixture)
     pose = torch.zeros(1, *model.param_shapes["pose_aa"])
     pose[0, 0, 2] = math.pi / 2
-    rotated = model(pose_aa=pose)[0]
+    rotated = model(pose_aa=pose).vertices_m[0]
     rot_z = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     offset = rotated - model.rest_vertices_m @ rot_z.T  # = (I - Rz) c for the centre c
     assert float((offset - offset.mean(0)).abs().max()) < 1e-5
@@ -135,16 +138,16 @@ def test_anny_translation(anny_hand):
     gradient of the summed vertices with respect to it is the vertex count."""
     params = random_params(anny_hand, 2)
     params["transl_m"].requires_grad_(True)
-    moved = anny_hand(**params)
+    moved = anny_hand(**params).vertices_m
     moved.sum().backward()
     transl_m = params.pop("transl_m")
-    torch.testing.assert_close(moved, anny_hand(**params) + transl_m[:, None])
+    torch.testing.assert_close(moved, anny_hand(**params).vertices_m + transl_m[:, None])
     torch.testing.assert_close(transl_m.grad, torch.full_like(transl_m, anny_hand.num_vertices))
 
 
 def test_output_dtype_and_device_follow_model(anny_hand):
     params = {key: value.double() for key, value in random_params(anny_hand, 2).items()}
-    vertices = anny_hand(**params)
+    vertices = anny_hand(**params).vertices_m
     assert vertices.dtype == torch.float32 and vertices.device == params["pose_aa"].device
     meta_pose = torch.zeros(1, 21, 3, device="meta")
     message = one_line_error("is on meta but the model is on cpu", anny_hand, pose_aa=meta_pose)
@@ -155,9 +158,9 @@ def test_output_dtype_and_device_follow_model(anny_hand):
 def test_anny_on_cuda():
     model = build_anny_hand().to("cuda")
     params = random_params(model, 2)
-    vertices = model(**{key: value.cuda() for key, value in params.items()})
+    vertices = model(**{key: value.cuda() for key, value in params.items()}).vertices_m
     assert vertices.device.type == "cuda" and vertices.dtype == torch.float32
-    cpu = build_anny_hand()(**params)
+    cpu = build_anny_hand()(**params).vertices_m
     torch.testing.assert_close(vertices.cpu(), cpu, atol=1e-5, rtol=0)
 
 
@@ -190,7 +193,7 @@ def test_anny_regressor_asset_is_loaded_lazily(tmp_path):
     assert regressor.shape == (21, 1609) and regressor.dtype == torch.float32
     torch.testing.assert_close(regressor, torch.from_numpy(matrix))
     assert hand.joint_regressor("mano") is regressor  # cached
-    vertices = hand(**random_params(hand, 2))
+    vertices = hand(**random_params(hand, 2)).vertices_m
     joints = hand.regress_joints(vertices, "mano")
     assert joints.shape == (2, 21, 3)
     torch.testing.assert_close(joints, torch.from_numpy(matrix) @ vertices, atol=1e-5, rtol=0)
@@ -246,9 +249,10 @@ def test_smpl_from_official_layout(smpl_model_dir):
     assert model.faces.dtype == torch.int64
     assert model.param_shapes == {"pose_aa": (24, 3), "shape": (10,), "transl_m": (3,)}
     zero = model.zero_params(2)
-    torch.testing.assert_close(model(**zero), template.expand(2, -1, -1), atol=1e-6, rtol=0)
+    output = model(**zero)
+    torch.testing.assert_close(output.vertices_m, template.expand(2, -1, -1), atol=1e-6, rtol=0)
     torch.testing.assert_close(model.rest_vertices_m, template, atol=1e-6, rtol=0)
-    joints = model.forward_with_joints(**zero)[1]
+    joints = output.joints_m
     assert joints.shape == (2, 24, 3)
     expected = torch.from_numpy(content["J_regressor"].toarray()).float() @ template
     torch.testing.assert_close(joints[0], expected, atol=1e-6, rtol=0)
@@ -258,12 +262,13 @@ def test_smpl_from_official_layout(smpl_model_dir):
 def test_smpl_pose_and_gradients(smpl_model_dir):
     model = build_body_model("smpl", smpl_dir=smpl_model_dir)
     params = {key: value.requires_grad_() for key, value in random_params(model, 3).items()}
-    vertices, joints = model.forward_with_joints(**params)
+    output = model(**params)
+    vertices, joints = output.vertices_m, output.joints_m
     assert vertices.shape == (3, 300, 3) and vertices.dtype == torch.float32
     # FK joints are the rest joints carried by the rigid bone transforms: the root joint
     # stays at its rest place plus the translation
     unposed = {**model.zero_params(3), "shape": params["shape"]}
-    rest_root = model.forward_with_joints(**unposed)[1][:, 0]
+    rest_root = model(**unposed).joints_m[:, 0]
     torch.testing.assert_close(joints[:, 0], rest_root + params["transl_m"], atol=1e-5, rtol=0)
     (vertices.square().sum() + joints.sum()).backward()
     for key, value in params.items():
@@ -314,14 +319,15 @@ def test_mano_from_official_layout(mano_model_dir):
     assert model.num_vertices == 780
     assert model.param_shapes == {"pose_aa": (16, 3), "shape": (10,), "transl_m": (3,)}
     zero = model.zero_params(1)
-    torch.testing.assert_close(model(**zero)[0], template, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(**zero).vertices_m[0], template, atol=1e-6, rtol=0)
 
     params = random_params(model, 2)
-    vertices, joints = model.forward_with_joints(**params)
+    output = model(**params)
+    vertices, joints = output.vertices_m, output.joints_m
     assert joints.shape == (2, 21, 3)
     tips = vertices[:, [745, 317, 444, 556, 673]]
     torch.testing.assert_close(joints[:, [4, 8, 12, 16, 20]], tips)
-    fk = model.forward_with_joints(**{**params, "pose_aa": torch.zeros_like(params["pose_aa"])})[1]
+    fk = model(**{**params, "pose_aa": torch.zeros_like(params["pose_aa"])}).joints_m
     torch.testing.assert_close(joints[:, 0], fk[:, 0], atol=1e-5, rtol=0)  # wrist = root joint
 
     regressor = model.joint_regressor("mano")
@@ -342,10 +348,10 @@ def test_mano_pose_is_added_to_the_mean_pose(tmp_path):
     content = write_fake_mano(mano_model_path(tmp_path), hands_mean=hands_mean)
     model = build_body_model("mano", mano_dir=tmp_path)
     template = torch.from_numpy(content["v_template"]).float()
-    assert (model(**model.zero_params(1))[0] - template).abs().max() > 1e-3
+    assert (model(**model.zero_params(1)).vertices_m[0] - template).abs().max() > 1e-3
     pose = torch.zeros(1, 16, 3)
     pose[0, 1:] = -torch.from_numpy(hands_mean).float().reshape(15, 3)
-    torch.testing.assert_close(model(pose_aa=pose)[0], template, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(pose_aa=pose).vertices_m[0], template, atol=1e-6, rtol=0)
 
     # same vertices as smplx's own MANO forward (which adds the mean itself)
     params = random_params(model, 2)
@@ -355,7 +361,7 @@ def test_mano_pose_is_added_to_the_mean_pose(tmp_path):
         betas=params["shape"], global_orient=params["pose_aa"][:, 0],
         hand_pose=params["pose_aa"][:, 1:].flatten(1), transl=params["transl_m"],
     ).vertices
-    torch.testing.assert_close(model(**params), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(**params).vertices_m, expected, atol=1e-6, rtol=0)
 
 
 def test_mano_missing_file(tmp_path):
@@ -366,10 +372,8 @@ def test_mano_missing_file(tmp_path):
     assert "https://mano.is.tue.mpg.de" in message
 
 
-def test_decimated_anny_has_exactly_the_requested_vertices(anny_body):
-    from pose2mesh.body_models.decimated import DecimatedBodyModel
-
-    model = DecimatedBodyModel(anny_body, 6890)
+def test_decimated_anny_has_exactly_the_requested_vertices(anny_body, decimated_anny):
+    model = decimated_anny
     assert model.num_vertices == 6890 and model.faces.max() == 6889
     faces = model.faces
     assert not ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any()
@@ -382,9 +386,89 @@ def test_decimated_anny_has_exactly_the_requested_vertices(anny_body):
     # Only the kept vertices are computed (an anny model restricted to them), and they are
     # exactly the kept base vertices under any pose, shape and translation.
     assert model.subset_anny.template_vertices.shape == (6890, 3)
-    torch.testing.assert_close(model(**params), anny_body(**params)[:, model.keep_index])
+    torch.testing.assert_close(model(**params).vertices_m,
+                               anny_body(**params).vertices_m[:, model.keep_index])
     regressor = model.joint_regressor("human36")
     assert regressor.shape == (17, 6890)
     torch.testing.assert_close(regressor.sum(1), anny_body.joint_regressor("human36").sum(1))
     again = DecimatedBodyModel(anny_body, 6890)
     assert torch.equal(again.faces, model.faces) and torch.equal(again.keep_index, model.keep_index)
+
+
+# ------------------------------------------------------------------------ forward output
+
+@pytest.fixture(scope="module")
+def decimated_anny(anny_body):
+    """The anny body decimated to SMPL's 6,890 vertices."""
+    return DecimatedBodyModel(anny_body, 6890)
+
+
+def _model_of(request, name):
+    """The body model called ``name`` in the output tests (fixtures or fake SMPL/MANO)."""
+    if name == "smpl":
+        return build_body_model("smpl", smpl_dir=request.getfixturevalue("smpl_model_dir"))
+    if name == "mano":
+        return build_body_model("mano", mano_dir=request.getfixturevalue("mano_model_dir"))
+    return request.getfixturevalue(name)
+
+
+@pytest.mark.parametrize("name, num_vertices, num_joints", [
+    ("anny_body", 13718, 104), ("anny_hand", 1609, 21), ("decimated_anny", 6890, 104),
+    ("smpl", 300, 24), ("mano", 780, 21),
+])
+def test_forward_returns_vertices_and_kinematic_joints(request, name, num_vertices, num_joints):
+    model = _model_of(request, name)
+    output = model(**random_params(model, 2))
+    assert type(output) is BodyOutput
+    assert output.vertices_m.shape == (2, num_vertices, 3) == (2, model.num_vertices, 3)
+    assert output.joints_m.shape == (2, num_joints, 3)
+    assert output.vertices_m.dtype == output.joints_m.dtype == torch.float32
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        output.vertices_m = output.joints_m
+
+
+@pytest.mark.parametrize("fixture", ["anny_body", "anny_hand"])
+def test_anny_joints_are_the_posed_bone_heads(request, fixture):
+    """joints_m: the translations of anny's own posed bone transforms, moved by transl_m."""
+    model = request.getfixturevalue(fixture)
+    params = random_params(model, 2, seed=4)
+    transl_m = params.pop("transl_m")
+    raw = model.anny(pose_parameters=model.delta_transforms(params["pose_aa"]),
+                     phenotype_kwargs=params["phenotype"])
+    still = model(**params)
+    assert torch.equal(still.joints_m, raw["bone_poses"][..., :3, 3])
+    assert torch.equal(still.vertices_m, raw["vertices"])
+    moved = model(**params, transl_m=transl_m)
+    torch.testing.assert_close(moved.joints_m, still.joints_m + transl_m[:, None], atol=1e-6, rtol=0)
+    torch.testing.assert_close(moved.vertices_m, still.vertices_m + transl_m[:, None],
+                               atol=1e-6, rtol=0)
+
+
+def test_decimated_joints_are_the_base_joints(anny_body, decimated_anny, smpl_model_dir):
+    params = random_params(anny_body, 2, seed=5)
+    torch.testing.assert_close(decimated_anny(**params).joints_m, anny_body(**params).joints_m)
+    # a base without a vertex-subset model: its full forward, the kept vertices selected
+    smpl = build_body_model("smpl", smpl_dir=smpl_model_dir)
+    decimated = DecimatedBodyModel(smpl, 250)
+    params = random_params(smpl, 2, seed=5)
+    output, full = decimated(**params), smpl(**params)
+    assert torch.equal(output.vertices_m, full.vertices_m[:, decimated.keep_index])
+    assert torch.equal(output.joints_m, full.joints_m)
+
+
+def test_smpl_joints_are_smplx_fk_joints(smpl_model_dir):
+    """Vertices and joints_m equal smplx's own SMPL forward (its first 24 joints are the FK
+    joints; the extra vertex joints it appends are pointed at vertex 0 for the fake mesh)."""
+    import smplx
+    from smplx.vertex_ids import vertex_ids
+
+    model = build_body_model("smpl", smpl_dir=smpl_model_dir)
+    path = smpl_model_path(smpl_model_dir, "neutral")
+    reference = smplx.SMPL(str(path), data_struct=smplx.utils.Struct(**load_legacy_pickle(path)),
+                           vertex_ids={key: 0 for key in vertex_ids["smplh"]})
+    params = random_params(model, 3, seed=6)
+    expected = reference(betas=params["shape"], global_orient=params["pose_aa"][:, 0],
+                         body_pose=params["pose_aa"][:, 1:].flatten(1), transl=params["transl_m"])
+    output = model(**params)
+    torch.testing.assert_close(output.vertices_m, expected.vertices, atol=1e-6, rtol=0)
+    torch.testing.assert_close(output.joints_m, expected.joints[:, :24], atol=1e-6, rtol=0)

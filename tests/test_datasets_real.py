@@ -131,8 +131,8 @@ def smpl_world(model, pose, shape, trans=None):
     }
     if trans is not None:
         params["transl_m"] = torch.as_tensor(trans, dtype=torch.float32)[None]
-    vertices, joints = model.forward_with_joints(**params)
-    return vertices[0].double().numpy(), joints[0].double().numpy()
+    output = model(**params)
+    return output.vertices_m[0].double().numpy(), output.joints_m[0].double().numpy()
 
 
 def regress(model, vertices, joint_set):

@@ -112,7 +112,7 @@ def _posed_scene(body_model, key_pose: str, distance_m: float, focal_px: float, 
     camera axes, metres; the pelvis position (3,); the ``joint_set`` pixels (J, 2))."""
     prior = BodyPosePrior(body_model.bone_labels)
     with torch.no_grad():
-        verts = body_model(pose_aa=prior.key_pose(key_pose)[None])
+        verts = body_model(pose_aa=prior.key_pose(key_pose)[None]).vertices_m
         verts_cam = verts[0] @ WORLD_TO_FRONT_CAMERA.T
         root = body_model.regress_joints(verts_cam[None], "human36")[0, 0]
         joints = body_model.regress_joints(verts_cam[None], joint_set)[0]
@@ -439,7 +439,7 @@ def test_fitted_full_body_and_its_parameter_file(demo_model, anny_body, tmp_path
               "phenotype": torch.tensor([record["phenotype"][k] for k in anny_body.phenotype_labels])[None],
               "transl_m": torch.tensor(record["transl_m"])[None]}
     with torch.no_grad():
-        rebuilt = anny_body(**params)[0].numpy()
+        rebuilt = anny_body(**params).vertices_m[0].numpy()
     np.testing.assert_allclose(rebuilt, vertices, atol=2e-4)
     assert record["camera"]["focal_px"] == focal
 
@@ -462,7 +462,7 @@ def test_body_fit_follows_the_input_2d_by_default(demo_model, tmp_path, caplog):
     limbs[[body.bone_labels.index(b) for b in FIT_BONES[1:]]] = 1.0
     noise = torch.randn(pose.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        verts = body(pose_aa=pose + 0.15 * noise * limbs)[0] @ WORLD_TO_FRONT_CAMERA.T
+        verts = body(pose_aa=pose + 0.15 * noise * limbs).vertices_m[0] @ WORLD_TO_FRONT_CAMERA.T
         network_mesh = verts - body.regress_joints(verts[None], "human36")[0, 0]
     fitter = AnnyBodyFitter(body, iterations=30)  # the small body as output: cheap
     errors = {}

@@ -187,9 +187,7 @@ def test_retargeted_anny_bones_point_along_the_mocap_bones(tmp_path, rig, anny_s
     retarget = Retargeter(rig, reference)
     frame_index = np.arange(1, 6)
     pose_aa = torch.from_numpy(retarget(motion, frame_index)).float()
-    out = anny_small.anny(pose_parameters=anny_small.delta_transforms(pose_aa),
-                          phenotype_kwargs=torch.full((5, 6), 0.5))
-    heads = out["bone_poses"][:, :, :3, 3].double().numpy()
+    heads = anny_small(pose_aa=pose_aa).joints_m.double().numpy()
     positions = motion.world_positions(frame_index)
     column = {name: i for i, name in enumerate(canonical_names(motion)) if name is not None}
     bone = {label: i for i, label in enumerate(rig.bone_labels)}
@@ -206,9 +204,8 @@ def test_retargeted_anny_bones_point_along_the_mocap_bones(tmp_path, rig, anny_s
     assert checked == 19
     # The T-pose itself gives anny arms straight out sideways (it rests in an A-pose).
     tpose = torch.from_numpy(retarget(motion, np.array([0]))).float()
-    out = anny_small.anny(pose_parameters=anny_small.delta_transforms(tpose),
-                          phenotype_kwargs=torch.full((1, 6), 0.5))
-    arm = out["bone_poses"][0, bone["wrist.L"], :3, 3] - out["bone_poses"][0, bone["upperarm01.L"], :3, 3]
+    heads = anny_small(pose_aa=tpose).joints_m[0]
+    arm = heads[bone["wrist.L"]] - heads[bone["upperarm01.L"]]
     assert float(arm[0] / arm.norm()) > 0.999
 
 

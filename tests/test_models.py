@@ -289,7 +289,7 @@ def synthetic_hand_samples(body_model, count: int, seed: int = 0) -> dict[str, t
     params["pose_aa"] = 0.25 * torch.randn(params["pose_aa"].shape, generator=generator)
     params["phenotype"] = torch.rand(params["phenotype"].shape, generator=generator)
     with torch.no_grad():
-        vertices = body_model(**params)
+        vertices = body_model(**params).vertices_m
         joints = body_model.regress_joints(vertices, "mano")
     root = joints[:, :1]
     pose2d = joints[..., :2] - joints[..., :2].mean(1, keepdim=True)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from pose2mesh.body_models.rig_joints import posed_vertices_and_bone_heads
 from pose2mesh.datasets.pose_prior import (
     AGE_PARAM_ANCHORS,
     AGE_YEARS_ANCHORS,
@@ -108,7 +107,7 @@ def test_not_an_anny_rig():
 def _heads(model, poses):
     phenotype = torch.full((len(poses), 6), 0.5)
     with torch.no_grad():
-        _, heads = posed_vertices_and_bone_heads(model, poses, phenotype)
+        heads = model(pose_aa=poses, phenotype=phenotype).joints_m
     labels = list(model.bone_labels)
     return {label: heads[:, labels.index(label)] for label in labels}
 

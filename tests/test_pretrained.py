@@ -66,7 +66,7 @@ def test_demo_without_weights_or_experiments_runs_the_shipped_model(anny_body, t
     body = runner.output_body  # a plausible input: a walking anny body seen from the front
     pose = np.ones((17, 3))
     with torch.no_grad():
-        verts = body(pose_aa=BodyPosePrior(body.bone_labels).key_pose("walk_contact")[None])
+        verts = body(pose_aa=BodyPosePrior(body.bone_labels).key_pose("walk_contact")[None]).vertices_m
         joints = body.regress_joints(verts, "human36")[0].numpy()
     pose[:, 0] = 500 + 300 * joints[:, 0]   # front view: x right, z up
     pose[:, 1] = 500 - 300 * joints[:, 2]

@@ -97,7 +97,7 @@ def test_camera_turned_body_equals_the_world_body_seen_by_the_camera(anny_body):
     dataset = Synthetic(body_cfg("SYNTHETIC.roll_deg", "[-20, 20]"), "test", anny_body.bone_labels)
     batch = collate(dataset, 6)
     out = dataset.prepare_batch(batch, anny_body)
-    world_m = anny_body(pose_aa=batch["pose_aa"], phenotype=batch["phenotype"])
+    world_m = anny_body(pose_aa=batch["pose_aa"], phenotype=batch["phenotype"]).vertices_m
     joints_m = anny_body.regress_joints(world_m, "human36")
     rotation, direction = look_at_rotation(
         batch["cam_azimuth_rad"], batch["cam_elevation_rad"], batch["cam_roll_rad"])
@@ -249,8 +249,8 @@ def test_mirrored_pose_gives_the_mirrored_body(anny_body):
     poses = load_pose_library().split("test").full_poses(labels, np.array([0, 400, 900]))
     mirrored = BodyPosePrior(labels).mirror(poses)
     phenotype = torch.full((3, 6), 0.5)
-    vertices = anny_body(pose_aa=poses, phenotype=phenotype)
-    mirrored_vertices = anny_body(pose_aa=mirrored, phenotype=phenotype)
+    vertices = anny_body(pose_aa=poses, phenotype=phenotype).vertices_m
+    mirrored_vertices = anny_body(pose_aa=mirrored, phenotype=phenotype).vertices_m
     reflected = vertices * torch.tensor([-1.0, 1.0, 1.0])
     # Compare as point sets (the mesh is symmetric up to vertex order): nearest neighbours.
     gap = torch.cdist(mirrored_vertices[:, ::7], reflected).min(dim=-1).values

@@ -57,7 +57,6 @@ from pose2mesh.body_models.rig_joints import (
     BODY_JOINT_SETS,
     HAND_JOINT_SETS,
     RigJointRegressor,
-    posed_vertices_and_bone_heads,
 )
 from pose2mesh.datasets.pose_prior import (
     HEIGHT_RANGE,
@@ -99,7 +98,8 @@ def sample_batch(model, prior, batch_size: int, generator: torch.Generator,
     pick = torch.rand(batch_size, 1, generator=generator) < _ALL_AGES_FRACTION
     phenotype = reference_phenotype(batch_size) if fixed_shape else torch.where(
         pick, all_ages, adults)
-    return posed_vertices_and_bone_heads(model, pose, phenotype)
+    output = model(pose_aa=pose, phenotype=phenotype)
+    return output.vertices_m, output.joints_m
 
 
 def batches(total: int, batch_size: int, desc: str):
@@ -133,9 +133,10 @@ def unique_rows(rig: dict[str, RigJointRegressor]) -> tuple[torch.Tensor, torch.
 def candidate_vertices(model, vertex_rows, bone_rows, count: int) -> torch.Tensor:
     """(U, count) nearest vertices to each joint in a neutral adult rest pose."""
     pose = torch.zeros(1, len(model.bone_labels), 3)
-    vertices, heads = posed_vertices_and_bone_heads(model, pose, reference_phenotype(1))
-    joints = vertex_rows @ vertices[0] + bone_rows @ heads[0]
-    distance = torch.cdist(joints, vertices[0])
+    output = model(pose_aa=pose, phenotype=reference_phenotype(1))
+    vertices = output.vertices_m[0]
+    joints = vertex_rows @ vertices + bone_rows @ output.joints_m[0]
+    distance = torch.cdist(joints, vertices)
     skinning = model.anny
     main_bone = skinning.vertex_bone_indices.gather(
         1, skinning.vertex_bone_weights.argmax(dim=1, keepdim=True))[:, 0]

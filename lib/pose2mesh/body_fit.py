@@ -167,7 +167,7 @@ class _KeypointTerm:
             joints = fitter.fit_body.regress_joints(init_vertices, joint_set)
             self.offsets = torch.zeros_like(joints)
             if fitter.output_body is not fitter.fit_body:
-                output = fitter.output_body(**init_params)
+                output = fitter.output_body(**init_params).vertices_m
                 self.offsets = fitter.output_body.regress_joints(output, joint_set) - joints
             camera = initial_cameras((joints + self.offsets).double(), torch.cat(
                 [uv, self.weights[..., None]], -1).double()).float()
@@ -243,7 +243,7 @@ class AnnyBodyFitter(torch.nn.Module):
 
         self.joint_names = get_joint_set("human36").joint_names
         with torch.no_grad():
-            rest = fit_body(pose_aa=fit_body.zero_params(1)["pose_aa"])
+            rest = fit_body(pose_aa=fit_body.zero_params(1)["pose_aa"]).vertices_m
             self.register_buffer("reference_joints_m", fit_body.regress_joints(rest, "human36")[0],
                                  persistent=False)
 
@@ -300,7 +300,7 @@ class AnnyBodyFitter(torch.nn.Module):
             with torch.no_grad():  # the closed-form body
                 init_params = {"pose_aa": init, "phenotype": torch.sigmoid(phenotype_logit),
                                "transl_m": transl}
-                init_vertices = self.fit_body(**init_params)
+                init_vertices = self.fit_body(**init_params).vertices_m
             keypoints = _KeypointTerm(self, torch.as_tensor(keypoints_px), joint_set,
                                       init_vertices, init_params)
             groups += keypoints.param_groups(self.lr)
@@ -322,8 +322,10 @@ class AnnyBodyFitter(torch.nn.Module):
         with torch.no_grad():
             full_pose = self._full_pose(init, pose)
             phenotype = torch.sigmoid(phenotype_logit)
-            fit_vertices = self.fit_body(pose_aa=full_pose, phenotype=phenotype, transl_m=transl)
-            vertices = self.output_body(pose_aa=full_pose, phenotype=phenotype, transl_m=transl)
+            fit_vertices = self.fit_body(pose_aa=full_pose, phenotype=phenotype,
+                                         transl_m=transl).vertices_m
+            vertices = self.output_body(pose_aa=full_pose, phenotype=phenotype,
+                                        transl_m=transl).vertices_m
             error_mm = (fit_vertices - target).norm(dim=-1).mean(-1) * 1000.0
             camera = keypoint_error = None
             if keypoints is not None:
@@ -340,7 +342,7 @@ class AnnyBodyFitter(torch.nn.Module):
         params = {"pose_aa": pose_aa, "phenotype": torch.sigmoid(phenotype_logit)}
         if transl is not None:
             params["transl_m"] = transl
-        return self.fit_body(**params)
+        return self.fit_body(**params).vertices_m
 
 
 class FittedPose2Mesh(torch.nn.Module):

@@ -622,9 +622,10 @@ def write_body_parameters(path: Path, person: PersonResult, result: "DemoResult"
                           body_model) -> Path:
     """``demo_mesh_<i>_anny.json``: the person's fitted anny body and camera.
 
-    ``build_anny_body("default")(pose_aa=..., phenotype=..., transl_m=...)`` with these values
-    gives the vertices of ``demo_mesh_<i>.obj`` (camera frame: x right, y down, z forward,
-    metres); the pinhole camera (focal, principal point) renders them onto the picture."""
+    ``build_anny_body("default")(pose_aa=..., phenotype=..., transl_m=...).vertices_m`` with
+    these values gives the vertices of ``demo_mesh_<i>.obj`` (camera frame: x right, y down,
+    z forward, metres); the pinhole camera (focal, principal point) renders them onto the
+    picture."""
     import json
 
     from pose2mesh.vis.mesh_io import atomic_write_bytes

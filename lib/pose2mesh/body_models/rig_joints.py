@@ -117,16 +117,6 @@ def rig_joint_definitions(joint_set_name: str) -> tuple[RigJoint, ...]:
     return tuple(table[name] for name in joint_set.joint_names)
 
 
-def posed_vertices_and_bone_heads(body_model: AnnyModel, pose_aa: torch.Tensor,
-                                  phenotype: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run an anny body model (``build_body_model("anny" | "anny_hand")``) and keep its
-    skeleton: pose_aa (B, NB, 3) radians, phenotype (B, 6) -> vertices (B, V, 3) and posed
-    bone heads (B, NB, 3), in metres (no translation)."""
-    output = body_model.anny(pose_parameters=body_model.delta_transforms(pose_aa),
-                             phenotype_kwargs=phenotype)
-    return output["vertices"], output["bone_poses"][..., :3, 3]
-
-
 REFERENCE_TOPOLOGIES = {"anny": "default", "anny_hand": "hand"}
 """Model name -> the topology whose mesh the vertex landmarks are defined on."""
 
@@ -138,7 +128,8 @@ class RigJointRegressor(torch.nn.Module):
 
     ``forward(vertices, bone_heads)`` -> (B, J, 3) with
     ``joints = vertex_weights @ vertices + bone_weights @ bone_heads``
-    (inputs from :func:`posed_vertices_and_bone_heads`).
+    (inputs: ``vertices_m`` and ``joints_m``, the posed bone heads, of the body model's
+    :class:`~pose2mesh.body_models.base.BodyOutput`).
 
     Args:
         body_model: ``build_body_model("anny", topology=...)`` or ``build_body_model("anny_hand")``.

@@ -24,7 +24,7 @@ import smplx.lbs
 import smplx.utils
 import torch
 
-from pose2mesh.body_models.base import BodyModel
+from pose2mesh.body_models.base import BodyModel, BodyOutput
 from pose2mesh.body_models.legacy_pickle import load_legacy_pickle
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.joint_sets import add_pelvis_and_neck
@@ -99,7 +99,8 @@ class SmplxBackedModel(BodyModel):
 
     The smplx layer only prepares the model tensors; they are kept here as NON-persistent
     buffers (they follow ``.to()`` but never enter a ``state_dict``, so checkpoints never
-    carry licensed model data), and :meth:`forward_with_joints` runs ``smplx.lbs.lbs``.
+    carry licensed model data), and :meth:`_forward` runs ``smplx.lbs.lbs`` once for both the
+    vertices and the joints (see the subclass) of its :class:`BodyOutput`.
     """
 
     v_template: torch.Tensor
@@ -121,39 +122,30 @@ class SmplxBackedModel(BodyModel):
         self.register_buffer("faces", layer.faces_tensor, persistent=False)
         self.register_buffer("rest_vertices_m", self.v_template.clone(), persistent=False)
         with torch.no_grad():
-            rest = self(pose_aa=self.zero_params(1)["pose_aa"])[0]
+            rest = self(pose_aa=self.zero_params(1)["pose_aa"]).vertices_m[0]
         self.rest_vertices_m = rest.contiguous()
 
     def _full_pose(self, pose_aa: torch.Tensor) -> torch.Tensor:
         """(B, K, 3) -> (B, 3K) axis-angle as smplx's ``lbs`` takes it."""
         return pose_aa.flatten(1)
 
-    def forward_with_joints(self, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Vertices and the model's own joints (see the subclass), both in metres.
-
-        Args:
-            **params: as for :meth:`forward`.
-        Returns:
-            (B, V, 3) vertices, (B, J, 3) joints, both translated by ``transl_m``.
-        """
-        params = self.complete_params(params)
+    def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
         vertices, joints = smplx.lbs.lbs(
             params["shape"], self._full_pose(params["pose_aa"]), self.v_template,
             self.shapedirs, self.posedirs, self.J_regressor, self.parents, self.lbs_weights,
             pose2rot=True,
         )
         offset = params["transl_m"][:, None, :]
-        return vertices + offset, self._output_joints(vertices, joints) + offset
+        return BodyOutput(vertices_m=vertices + offset,
+                          joints_m=self._output_joints(vertices, joints) + offset)
 
     def _output_joints(self, vertices: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
+        """The model's joints from ``lbs``'s untranslated vertices and FK joints."""
         return joints
-
-    def _vertices(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.forward_with_joints(**params)[0]
 
 
 class SmplModel(SmplxBackedModel):
-    """SMPL (``smplx.SMPL``); joints from :meth:`forward_with_joints` are the 24 FK joints.
+    """SMPL (``smplx.SMPL``); ``joints_m`` of its :class:`BodyOutput` are the 24 FK joints.
 
     Joint regressors: ``smpl`` (the model's J_regressor), ``human36``
     (``<data_dir>/Human36M/J_regressor_h36m_correct.npy``) and ``coco``
@@ -196,7 +188,7 @@ class SmplModel(SmplxBackedModel):
 class ManoModel(SmplxBackedModel):
     """Right-hand MANO (``smplx.MANO``, no PCA, mean hand pose added).
 
-    :meth:`forward_with_joints` returns the 21 joints of the ``mano`` joint set: 16
+    ``joints_m`` of its :class:`BodyOutput` are the 21 joints of the ``mano`` joint set: 16
     kinematic joints + fingertip vertices 745, 317, 444, 556, 673, reordered by
     :data:`MANO_JOINT_ORDER`. Joint regressor ``mano``: the 16-row J_regressor + one-hot
     rows on 745, 317, 445, 556, 673, same order.

@@ -32,7 +32,7 @@ from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
 from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import clamp_shape, crop64_error_px, forward_with_joints
+from pose2mesh.datasets.smpl_targets import clamp_shape, crop64_error_px
 
 
 FIT_THRESHOLD_PX = 3.0
@@ -95,9 +95,9 @@ class COCO(BenchmarkDataset):
         )
 
     def build_targets(self, batch, body_model):
-        vertices_m, _ = forward_with_joints(
-            body_model, batch["pose_aa"].float(), clamp_shape(batch["shape"].float())
-        )
+        vertices_m = body_model(
+            pose_aa=batch["pose_aa"].float(), shape=clamp_shape(batch["shape"].float())
+        ).vertices_m
         mesh_mm = vertices_m * 1000.0
         scale, trans = batch["cam_scale"].float(), batch["cam_trans"].float()
         input_cam = self.input_from_mesh(body_model, mesh_mm)

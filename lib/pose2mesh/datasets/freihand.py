@@ -37,7 +37,6 @@ from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.annotation_files import as_array, parsing
 from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import forward_with_joints
 from pose2mesh.errors import Pose2MeshError
 from pose2mesh.rotations import compose_root_rotation
 
@@ -123,14 +122,12 @@ class FreiHAND(BenchmarkDataset):
                 "extra": extra,
             }
         pose = compose_root_rotation(batch["pose_aa"].float(), batch["cam_R"].float())
-        vertices_m, joints_m = forward_with_joints(
-            body_model, pose, batch["shape"].float(), batch["cam_t_m"].float()
-        )
-        mesh_mm = vertices_m * 1000.0
+        output = body_model(pose_aa=pose, shape=batch["shape"].float(), transl_m=batch["cam_t_m"].float())
+        mesh_mm = output.vertices_m * 1000.0
         reg_cam = body_model.regress_joints(mesh_mm, "mano")
         return {
             "det_px": det,
-            "input_cam_mm": joints_m * 1000.0,
+            "input_cam_mm": output.joints_m * 1000.0,
             "reg_cam_mm": reg_cam,
             "mesh_cam_mm": mesh_mm,
             "mesh_root_mm": reg_cam[:, self.target_joint_set.root],

@@ -32,11 +32,7 @@ from pose2mesh.camera import process_bbox
 from pose2mesh.datasets.annotation_files import as_array, parsing, rows_to_table
 from pose2mesh.datasets.benchmark import BenchmarkDataset
 from pose2mesh.datasets.registry import register_dataset
-from pose2mesh.datasets.smpl_targets import (
-    clamp_shape,
-    forward_with_joints,
-    translation_aligned_error_mm,
-)
+from pose2mesh.datasets.smpl_targets import clamp_shape, translation_aligned_error_mm
 from pose2mesh.joint_sets import HUMAN36
 
 
@@ -125,9 +121,10 @@ class MuCo(BenchmarkDataset):
         )
 
     def build_targets(self, batch, body_model):
-        vertices_m, _ = forward_with_joints(
-            body_model, batch["pose_aa"].float(), clamp_shape(batch["shape"].float()), batch["trans_m"].float()
-        )
+        vertices_m = body_model(
+            pose_aa=batch["pose_aa"].float(), shape=clamp_shape(batch["shape"].float()),
+            transl_m=batch["trans_m"].float(),
+        ).vertices_m
         mesh_mm = vertices_m * 1000.0
         h36m_fit = body_model.regress_joints(mesh_mm, "human36")
         gt = batch["keypoints_cam_mm"].float()[:, list(MUCO_SHARED)]

@@ -34,17 +34,6 @@ def clamp_shape(shape: torch.Tensor, limit: float = SHAPE_CLAMP) -> torch.Tensor
     return torch.where(bad, torch.zeros_like(shape), shape)
 
 
-def forward_with_joints(
-    body_model, pose_aa: torch.Tensor, shape: torch.Tensor, transl_m: torch.Tensor | None = None
-):
-    """``body_model.forward_with_joints`` for (B, J, 3) pose, (B, 10) shape, optional (B, 3)
-    translation in metres -> (vertices_m (B, V, 3), FK joints_m (B, Jk, 3))."""
-    params = {"pose_aa": pose_aa.float(), "shape": shape.float()}
-    if transl_m is not None:
-        params["transl_m"] = transl_m.float()
-    return body_model.forward_with_joints(**params)
-
-
 def world_to_camera_mesh(
     body_model,
     pose_aa: torch.Tensor,
@@ -68,7 +57,8 @@ def world_to_camera_mesh(
         vertices (B, V, 3) and FK joints (B, Jk, 3), metres, camera frame.
     """
     composed = compose_root_rotation(pose_aa.float(), rotation.float())
-    vertices, joints = forward_with_joints(body_model, composed, shape)
+    output = body_model(pose_aa=composed, shape=shape)
+    vertices, joints = output.vertices_m, output.joints_m
     offset = translation_m.float()
     if compensate:
         root = joints[:, 0]
@@ -182,8 +172,11 @@ class GenderedLayers:
             if len(chosen) == 0:
                 continue
             layer = neutral_model if gender == "neutral" else self.layer(gender, pose_aa.device)
-            sub_t = None if transl_m is None else transl_m[chosen]
-            parts.append((chosen, *forward_with_joints(layer, pose_aa[chosen], shape[chosen], sub_t)))
+            params = {"pose_aa": pose_aa[chosen], "shape": shape[chosen]}
+            if transl_m is not None:
+                params["transl_m"] = transl_m[chosen]
+            output = layer(**params)
+            parts.append((chosen, output.vertices_m, output.joints_m))
         size = len(gender_code)
         vertices = parts[0][1].new_empty((size, *parts[0][1].shape[1:]))
         joints = parts[0][2].new_empty((size, *parts[0][2].shape[1:]))

@@ -240,7 +240,7 @@ class Synthetic(Pose2MeshDataset):
             batch["cam_azimuth_rad"], batch["cam_elevation_rad"], batch["cam_roll_rad"]
         )
         turned_pose_aa = compose_root_rotation(batch["pose_aa"], rotation)
-        vertices_m = body_model(pose_aa=turned_pose_aa, phenotype=batch["phenotype"])
+        vertices_m = body_model(pose_aa=turned_pose_aa, phenotype=batch["phenotype"]).vertices_m
         input_joints_m = body_model.regress_joints(vertices_m, self.joint_set.name)
         target_joints_m = (
             input_joints_m if self.target_joint_set.name == self.joint_set.name
