@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from pose2mesh.body_models import BodyOutput
 from pose2mesh.config import load_config
 from pose2mesh.engine import builders
 from pose2mesh.engine.checkpoint import latest_checkpoint, load_checkpoint
@@ -67,13 +68,15 @@ class TinyBodyModel(torch.nn.Module):
     def zero_params(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
         return {k: torch.zeros(batch_size, *s, device=device) for k, s in self.param_shapes.items()}
 
-    def forward(self, shape: torch.Tensor, bend: torch.Tensor) -> torch.Tensor:
+    def forward(self, shape: torch.Tensor, bend: torch.Tensor) -> BodyOutput:
+        """(B, 12, 3) vertices; its "skeleton" joints are the human36 joints regressed from them."""
         verts = self.rest_vertices_m * (1 + 0.3 * shape[:, None, :])
         x, y, z = verts.unbind(-1)
         bend_rad, twist_rad = bend[:, :1] * z, bend[:, 1:] * z
         y, z = y * torch.cos(bend_rad) - z * torch.sin(bend_rad), y * torch.sin(bend_rad) + z * torch.cos(bend_rad)
         x, y = x * torch.cos(twist_rad) - y * torch.sin(twist_rad), x * torch.sin(twist_rad) + y * torch.cos(twist_rad)
-        return torch.stack([x, y, z], dim=-1)
+        verts = torch.stack([x, y, z], dim=-1)
+        return BodyOutput(vertices_m=verts, joints_m=self.regress_joints(verts, "human36"))
 
     def joint_regressor(self, joint_set_name: str) -> torch.Tensor:
         if joint_set_name != "human36":
@@ -116,7 +119,7 @@ class TinyDataset(torch.utils.data.Dataset):
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, torch.Tensor], body_model) -> dict[str, torch.Tensor]:
-        verts = body_model(shape=batch["shape"], bend=batch["bend"])
+        verts = body_model(shape=batch["shape"], bend=batch["bend"]).vertices_m
         cos, sin = torch.cos(batch["yaw"])[:, :, None], torch.sin(batch["yaw"])[:, :, None]
         x, y, z = verts.unbind(-1)
         verts_cam = torch.stack([x * cos[..., 0] - y * sin[..., 0], -z, x * sin[..., 0] + y * cos[..., 0]], -1)
