@@ -146,10 +146,10 @@ class AnnyModel(BodyModel):
         return torch.cat([top, bottom], dim=-2)
 
     def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
-        return self.posed_vertices(self.anny, params)
+        return self.posed_body(self.anny, params)
 
-    def posed_vertices(self, anny_model: torch.nn.Module, params: dict[str, torch.Tensor]
-                       ) -> BodyOutput:
+    def posed_body(self, anny_model: torch.nn.Module, params: dict[str, torch.Tensor]
+                   ) -> BodyOutput:
         """``anny_model`` (:attr:`anny` or a :meth:`vertex_subset_anny`) posed and shaped by
         complete ``params``, translated by ``transl_m``: its (B, V', 3) vertices and the
         (B, NB, 3) heads of its posed bones (translations of anny's ``bone_poses``), metres."""
@@ -165,7 +165,7 @@ class AnnyModel(BodyModel):
 
         Its template, phenotype blend shapes and skinning weights are the rows
         ``vertex_index`` of this model's; bones, rest-pose orientations and phenotype handling
-        are unchanged, so :meth:`posed_vertices` with it equals this model's vertices at
+        are unchanged, so :meth:`posed_body` with it gives this model's vertices at
         ``vertex_index`` (float round-off) and its bone heads, at a cost proportional to
         ``len(vertex_index)``.
 

@@ -111,7 +111,7 @@ class DecimatedBodyModel(BodyModel):
 
     def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
         if self.subset_anny is not None:  # same bones as the base: same bone heads
-            return self.base.posed_vertices(self.subset_anny, params)
+            return self.base.posed_body(self.subset_anny, params)
         output = self.base._forward(params)
         return BodyOutput(vertices_m=output.vertices_m.index_select(1, self.keep_index),
                           joints_m=output.joints_m)
